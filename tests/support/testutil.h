@@ -1,0 +1,39 @@
+/* Small helpers shared by the Check tests (header-only so each test links alone). */
+#ifndef CT_TESTUTIL_H
+#define CT_TESTUTIL_H
+
+#include <check.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* A fresh empty directory under $TMPDIR (or /tmp); the path is static per call site
+ * buffer given by the caller. */
+static inline void ct_test_tmpdir(char *buf, size_t n, const char *tag)
+{
+    const char *base = getenv("TMPDIR");
+    snprintf(buf, n, "%s/ct-%s-XXXXXX", base && *base ? base : "/tmp", tag);
+    ck_assert_ptr_nonnull(mkdtemp(buf));
+}
+
+/* Path of a file in the source tree: $CT_SOURCE_DIR/<rel>. */
+static inline const char *ct_test_src(char *buf, size_t n, const char *rel)
+{
+    const char *root = getenv("CT_SOURCE_DIR");
+    snprintf(buf, n, "%s/%s", root ? root : ".", rel);
+    return buf;
+}
+
+/* Runs `suite` with Check and returns the process exit status. */
+static inline int ct_test_run(Suite *s)
+{
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+#endif
