@@ -24,7 +24,13 @@
  * Ownership: every object returned through an out-pointer is owned by the caller
  * and freed with the matching _close/_free function. Pointers into blob chunks
  * (ct_blob_chunk) are zero-copy views into the LMDB map and stay valid until the
- * ct_blob_reader that produced them is closed. */
+ * ct_blob_reader that produced them is closed.
+ *
+ * Map growth: growing the map moves it, so it waits until no read transaction of
+ * this process is open. A thread that itself holds an open reader cannot wait for
+ * that: a write from it that needs a larger map fails with CT_EBUSY (close the
+ * reader, then retry). The default map is a large virtual reservation, so growth
+ * is rare. */
 #ifndef CT_CACHE_H
 #define CT_CACHE_H
 
@@ -54,6 +60,7 @@ typedef struct {
 /* Opens (creating if needed) the cache directory. Refuses network filesystems with
  * a message naming the filesystem and the override. */
 int ct_cache_open(const ct_cache_options *opts, ct_cache **out);
+/* Close every reader, writer and lock of `c` first. NULL ok. */
 void ct_cache_close(ct_cache *c);
 const char *ct_cache_dir(const ct_cache *c);
 
@@ -71,7 +78,9 @@ int ct_cache_resolve_prefix(ct_cache *c, const char *hex_prefix, uint8_t key[CT_
 int ct_cache_delete(ct_cache *c, const uint8_t key[CT_KEY_LEN]);
 
 /* Calls fn(key, record, user) for every entry in key order; a non-zero return stops
- * the iteration and is returned. */
+ * the iteration and is returned. `record` is borrowed for the call. No transaction
+ * is open while fn runs, so fn may use the cache (entries added meanwhile may or
+ * may not be visited). */
 typedef int (*ct_cache_entry_fn)(const uint8_t key[CT_KEY_LEN], json_t *record, void *user);
 int ct_cache_foreach(ct_cache *c, ct_cache_entry_fn fn, void *user);
 
@@ -79,9 +88,10 @@ int ct_cache_foreach(ct_cache *c, ct_cache_entry_fn fn, void *user);
 
 int ct_blob_writer_open(ct_cache *c, ct_blob_writer **out);
 int ct_blob_write(ct_blob_writer *w, const void *data, size_t len);
-/* Publishes the entry: stores `record` (borrowed; the cache adds its own fields
- * under "blob" and "cache") and the blob under `key` in one transaction, then frees
- * the writer. If the key already exists the new blob is discarded and 0 returned. */
+/* Publishes the entry: stores `record` (borrowed, a JSON object or NULL; the cache
+ * adds its own fields under "blob" and "cache") and the blob under `key` in one
+ * transaction, then frees the writer (also when the commit fails). If the key
+ * already exists the new blob is discarded and 0 returned. */
 int ct_blob_commit(ct_blob_writer *w, const uint8_t key[CT_KEY_LEN], json_t *record);
 /* Discards a writer and its chunks. NULL ok. */
 void ct_blob_abort(ct_blob_writer *w);
@@ -151,7 +161,8 @@ int ct_cache_verify(ct_cache *c, int repair, ct_cache_corrupt_fn fn, void *user,
 /* Deletes entries no named root reaches, and chunks of abandoned (dead-writer)
  * writes. Reachability follows the "inputs" of each record's key material
  * (record["material"]["inputs"]: an object of name -> hex key, or arrays of them).
- * `dry_run` only counts. */
+ * `dry_run` only counts. Entries are deleted when unreachable at the moment gc
+ * runs: set the root of a run before collecting garbage beside it. */
 typedef struct {
     uint64_t entries_removed, bytes_removed, abandoned_writes;
 } ct_cache_gc_stats;

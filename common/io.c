@@ -30,6 +30,15 @@ int ct_reader_open(const char *path, ct_reader **out)
     archive_read_support_filter_all(r->a);
     archive_read_support_format_raw(r->a);
     struct archive_entry *e;
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0) {
+        /* libarchive's raw reader refuses empty input; an empty file is just empty */
+        archive_read_free(r->a);
+        r->a = NULL;
+        r->eof = 1;
+        *out = r;
+        return 0;
+    }
     if (archive_read_open_filename(r->a, path, 1 << 20) != ARCHIVE_OK ||
         archive_read_next_header(r->a, &e) != ARCHIVE_OK) {
         int rc = ct_error_set(CT_EIO, "%s: cannot open: %s", path,
@@ -43,6 +52,10 @@ int ct_reader_open(const char *path, ct_reader **out)
 
 int ct_reader_read(ct_reader *r, void *buf, size_t cap, size_t *got)
 {
+    if (!r->a) {
+        *got = 0;
+        return 0;
+    }
     la_ssize_t n = archive_read_data(r->a, buf, cap);
     if (n < 0)
         return ct_error_set(CT_EIO, "%s: read error: %s", r->path, archive_error_string(r->a));

@@ -78,6 +78,15 @@ START_TEST(reader_plain_and_zstd_lines)
         ck_assert_str_eq(all, text);
         free(all);
     }
+    /* an empty file reads as empty, not as an unrecognised archive */
+    snprintf(plain, sizeof plain, "%s/empty", dir);
+    ck_assert_int_eq(ct_write_file_atomic(plain, "", 0), 0);
+    char *all;
+    size_t len = 99;
+    ck_assert_int_eq(ct_read_file(plain, &all, &len), 0);
+    ck_assert_uint_eq(len, 0);
+    ck_assert_str_eq(all, "");
+    free(all);
     ct_reader *r;
     snprintf(plain, sizeof plain, "%s/missing", dir);
     ck_assert_int_eq(ct_reader_open(plain, &r), CT_EIO);

@@ -1,0 +1,3 @@
+add_executable(bench_tokenizer_throughput ${CMAKE_CURRENT_LIST_DIR}/tokenizer_throughput.c)
+target_link_libraries(bench_tokenizer_throughput PRIVATE ct_common ct_tokenizer)
+target_compile_definitions(bench_tokenizer_throughput PRIVATE CT_SOURCE_ROOT="${CMAKE_SOURCE_DIR}")

@@ -1,0 +1,18 @@
+/* The CLI's subcommands: each is `int ct_cmd_NAME(int argc, char **argv)` returning the
+ * process exit status (0 ok, 1 failure, 2 usage), with argv[0] the subcommand's name. */
+#ifndef CT_CLI_COMMANDS_H
+#define CT_CLI_COMMANDS_H
+
+int ct_cmd_run(int argc, char **argv);             /* cli/run.c */
+int ct_cmd_plan(int argc, char **argv);            /* cli/run.c */
+int ct_cmd_why(int argc, char **argv);             /* cli/why.c */
+int ct_cmd_steps(int argc, char **argv);           /* cli/why.c */
+int ct_cmd_cache_ls(int argc, char **argv);        /* cli/cache.c */
+int ct_cmd_cache_stat(int argc, char **argv);      /* cli/cache.c */
+int ct_cmd_cache_verify(int argc, char **argv);    /* cli/cache.c */
+int ct_cmd_cache_gc(int argc, char **argv);        /* cli/cache.c */
+int ct_cmd_cache_cat(int argc, char **argv);       /* cli/cache.c */
+int ct_cmd_cache_roots(int argc, char **argv);     /* cli/cache.c */
+int ct_cmd_inspect_tokenize(int argc, char **argv); /* cli/inspect_tokenize.c */
+
+#endif

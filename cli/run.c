@@ -1,0 +1,184 @@
+/* `crosstime plan` and `crosstime run`. */
+#include "cli/cli.h"
+#include "cli/commands.h"
+#include "common/error.h"
+#include "common/progress.h"
+#include "pipeline/key.h"
+#include "pipeline/plan.h"
+#include "pipeline/runner.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    ct_cli_common common;
+    const char *recipe;
+    const char *format; /* plan: text | json */
+    const char *device;
+    int jobs, verbose, quiet;
+    const char **only;
+    size_t n_only;
+} run_args;
+
+static int parse(int argc, char **argv, run_args *a, const char *usage)
+{
+    memset(a, 0, sizeof *a);
+    a->format = "text";
+    a->device = "cpu";
+    a->jobs = 1;
+    for (int i = 1; i < argc; i++) {
+        int c = ct_cli_common_option(&a->common, argc, argv, &i);
+        if (c < 0)
+            return 2;
+        if (c)
+            continue;
+        const char *s = argv[i];
+        if ((strcmp(s, "--jobs") == 0 || strcmp(s, "-j") == 0) && i + 1 < argc)
+            a->jobs = atoi(argv[++i]);
+        else if (strcmp(s, "--device") == 0 && i + 1 < argc)
+            a->device = argv[++i];
+        else if (strcmp(s, "--format") == 0 && i + 1 < argc)
+            a->format = argv[++i];
+        else if (strcmp(s, "--verbose") == 0 || strcmp(s, "-v") == 0)
+            a->verbose = 1;
+        else if (strcmp(s, "--quiet") == 0 || strcmp(s, "-q") == 0)
+            a->quiet = 1;
+        else if (strcmp(s, "--only") == 0 && i + 1 < argc) {
+            const char **only = realloc(a->only, (a->n_only + 1) * sizeof *only);
+            if (!only)
+                return 1;
+            only[a->n_only++] = argv[++i];
+            a->only = only;
+        }
+        else if (s[0] == '-' || a->recipe)
+            return ct_cli_usage(usage);
+        else
+            a->recipe = s;
+    }
+    if (a->jobs < 1 || (strcmp(a->device, "cpu") && strcmp(a->device, "cuda")) ||
+        (strcmp(a->format, "text") && strcmp(a->format, "json")))
+        return ct_cli_usage(usage);
+#ifndef CT_HAVE_CUDA
+    if (strcmp(a->device, "cuda") == 0) {
+        fprintf(stderr, "crosstime: --device cuda: this build has no CUDA backend "
+                        "(rebuild where CMake finds the CUDA toolkit)\n");
+        return 1;
+    }
+#endif
+    return 0;
+}
+
+/* Loads the recipe, opens the cache and builds the plan. */
+static int prepare(run_args *a, int read_only, ct_recipe **recipe, ct_cache **cache, ct_plan **plan)
+{
+    *recipe = NULL;
+    *cache = NULL;
+    *plan = NULL;
+    if (ct_cli_load_recipe(&a->common, a->recipe, recipe) || ct_cli_open_cache(&a->common, read_only, cache) ||
+        ct_plan_build(*recipe, *cache, plan))
+        return ct_cli_fail();
+    return 0;
+}
+
+static void release(run_args *a, ct_recipe *recipe, ct_cache *cache, ct_plan *plan)
+{
+    ct_plan_free(plan);
+    ct_cache_close(cache);
+    ct_recipe_free(recipe);
+    ct_cli_common_free(&a->common);
+    free(a->only);
+}
+
+static const char plan_usage[] =
+    "usage: crosstime plan [RECIPE] [--format text|json] [--cache DIR] [--set a.b=v]...\n"
+    "  Lists every step of the recipe with its key prefix, whether it is cached or\n"
+    "  will run, and why (new step, changed parameter or input, missing artifact).\n";
+
+int ct_cmd_plan(int argc, char **argv)
+{
+    run_args a;
+    int rc = parse(argc, argv, &a, plan_usage);
+    if (rc)
+        return rc;
+    ct_recipe *recipe;
+    ct_cache *cache;
+    ct_plan *plan;
+    if ((rc = prepare(&a, 0, &recipe, &cache, &plan))) {
+        release(&a, recipe, cache, plan);
+        return rc;
+    }
+    if (strcmp(a.format, "json") == 0) {
+        json_t *j = ct_plan_to_json(plan);
+        json_dumpf(j, stdout, JSON_INDENT(1) | JSON_SORT_KEYS);
+        putchar('\n');
+        json_decref(j);
+    } else {
+        size_t n = ct_plan_size(plan), cached = 0, steps = 0;
+        printf("recipe %s (%s)\n", ct_recipe_name(recipe), ct_recipe_path(recipe));
+        for (size_t i = 0; i < n; i++) {
+            const ct_plan_step *s = ct_plan_get(plan, i);
+            if (s->source_path)
+                continue;
+            char hex[CT_KEY_HEX_LEN + 1];
+            ct_key_hex(s->key, hex);
+            steps++;
+            cached += s->cached != 0;
+            printf("  %-6s %.12s  %-40s %s%s%s\n", s->cached ? "cached" : "run", hex, s->label,
+                   s->kind->name, s->cached ? "" : "  -- ", s->why);
+        }
+        const char *const *notes;
+        size_t n_notes = ct_plan_notes(plan, &notes);
+        for (size_t i = 0; i < n_notes; i++)
+            printf("  note: %s\n", notes[i]);
+        printf("%zu steps: %zu cached, %zu to run\n", steps, cached, steps - cached);
+    }
+    release(&a, recipe, cache, plan);
+    return 0;
+}
+
+static const char run_usage[] =
+    "usage: crosstime run [RECIPE] [--jobs N] [--device cpu|cuda] [-v] [-q]\n"
+    "                     [--only LABEL]... [--cache DIR] [--set a.b=v]...\n"
+    "  Runs the recipe's steps in dependency order; cached steps are not recomputed.\n"
+    "  RECIPE is a file or the name of an embedded recipe (default: tiny-en).\n"
+    "  --only LABEL runs just that step (its inputs must be cached), as a cluster job does.\n";
+
+int ct_cmd_run(int argc, char **argv)
+{
+    run_args a;
+    int rc = parse(argc, argv, &a, run_usage);
+    if (rc)
+        return rc;
+    ct_recipe *recipe;
+    ct_cache *cache;
+    ct_plan *plan;
+    if ((rc = prepare(&a, 0, &recipe, &cache, &plan))) {
+        release(&a, recipe, cache, plan);
+        return rc;
+    }
+    ct_run_install_signal_handlers();
+    ct_run_options opts = CT_RUN_OPTIONS_INIT;
+    opts.jobs = a.jobs;
+    opts.device = a.device;
+    opts.verbose = a.verbose;
+    opts.quiet = a.quiet;
+    opts.only = a.only;
+    opts.n_only = a.n_only;
+    ct_run_stats st;
+    rc = ct_run(plan, cache, &opts, &st);
+    const char *const *notes;
+    size_t n_notes = ct_plan_notes(plan, &notes);
+    for (size_t i = 0; i < n_notes && !a.quiet; i++)
+        ct_log("note: %s", notes[i]);
+    ct_log("%s: %zu steps, %zu cached, %zu computed, %zu picked up, %zu failed, %zu skipped in %.3fs",
+           ct_recipe_name(recipe), st.steps, st.cached, st.computed, st.picked_up, st.failed, st.skipped,
+           st.wall_s);
+    int status = 0;
+    if (rc == CT_EINTR)
+        status = 130;
+    else if (rc)
+        status = ct_cli_fail();
+    release(&a, recipe, cache, plan);
+    return status;
+}

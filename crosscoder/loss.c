@@ -1,0 +1,581 @@
+/* Forward and analytic backward of the crosscoder losses (METHOD §2).
+ *
+ * With D = M·d a batch row is a D-vector, W_enc is [D,H] and W_dec is [H,D]:
+ *   pre = X W_enc + b_enc, f = ReLU(pre) (BatchTopK: then keep the top k·B of
+ *   f_j·n_j over the whole batch, n_j = Σ_m ‖W_dec[j,m]‖), x̂ = f W_dec + b_dec.
+ * Gradients, with G = ∂L2/∂x̂ = 2(x̂ − x)/B:
+ *   ∂/∂f      = G W_decᵀ + λ n_j / B                      (λ term: L1 model only)
+ *   ∂/∂pre    = ∂/∂f on active entries (ReLU and TopK pass gradient only there;
+ *               ReLU'(0) = 0 as in torch)
+ *   ∂/∂W_dec  = fᵀ G + λ/B · (Σ_b f_bj) · W_dec[j,m,:] / ‖W_dec[j,m,:]‖  (0 when the norm is 0)
+ *   ∂/∂W_enc  = Xᵀ ∂pre,  ∂/∂b_enc = Σ_b ∂pre,  ∂/∂b_dec = Σ_b G.
+ * AuxK (BatchTopK): e = x − x̂ (detached), ê = f_aux W_dec (no bias) from the top k_aux
+ * dead latents of each row, AuxK = mean_b‖ê − e‖² / mean_b‖e − mean_batch(e)‖²
+ * (the denominator is detached too, being a function of e only), and the loss adds
+ * aux_coeff · AuxK; its gradient reaches W_dec and, through the selected entries, W_enc
+ * and b_enc. This follows the BatchTopK crosscoder reference (dictionary_learning).
+ *
+ * Since only active latents carry gradient, the sparse path never forms the dense
+ * ∂/∂f: it evaluates G·W_dec[j] only at active (b,j) and gathers the weight gradients
+ * from the active entries. */
+#include "crosscoder/loss.h"
+
+#include "common/error.h"
+#include "kernels/crosscoder_kernels.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct ct_cc_workspace {
+    int M, d, H, D, max_batch;
+    float *F, *Xh, *G;      /* [B,H], [B,D], [B,D] */
+    float *dF;              /* [B,H]: dense backward, and a copy of relu(pre) for AuxK */
+    float *E, *Xa;          /* [B,D] AuxK residual / gradient and reconstruction */
+    float *mu;              /* [D] */
+    float *nrm, *nsum, *fsum, *addv; /* [H*M], [H], [H], [H] */
+    double *rowacc;         /* [B*(2M+2)] per-row sums combined in row order */
+    float *dpre, *auxd;     /* per active entry */
+    size_t dpre_cap, auxd_cap;
+    uint8_t *dead;          /* [H] */
+    uint32_t *hist;         /* [65536] radix-select histogram */
+    size_t *rowcnt;         /* [B+1] */
+    ct_cck_csr csr, acsr;
+    ct_cck_csc csc, acsc;
+};
+
+static int grow(void **p, size_t *cap, size_t n, size_t elem)
+{
+    if (*p && n <= *cap)
+        return 0;
+    size_t c = n > *cap * 3 / 2 ? n : *cap * 3 / 2;
+    if (c == 0)
+        c = 1;
+    void *q = realloc(*p, c * elem);
+    if (!q)
+        return ct_error_set(CT_ENOMEM, "crosscoder: out of memory for %zu scratch values", c);
+    *p = q;
+    *cap = c;
+    return 0;
+}
+
+static int lazy(float **p, size_t n)
+{
+    if (*p)
+        return 0;
+    *p = malloc(n * sizeof(float));
+    if (!*p)
+        return ct_error_set(CT_ENOMEM, "crosscoder: out of memory for %zu floats of scratch", n);
+    return 0;
+}
+
+int ct_cc_workspace_create(const ct_cc_config *cfg, int max_batch, ct_cc_workspace **out)
+{
+    *out = NULL;
+    if (!cfg || cfg->M < 1 || cfg->d < 1 || cfg->H < 1 || max_batch < 1)
+        return ct_error_set(CT_EINVAL, "crosscoder workspace: bad shape or batch size");
+    ct_cc_workspace *w = calloc(1, sizeof *w);
+    if (!w)
+        return ct_error_set(CT_ENOMEM, "crosscoder workspace: out of memory");
+    w->M = cfg->M;
+    w->d = cfg->d;
+    w->H = cfg->H;
+    w->D = cfg->M * cfg->d;
+    w->max_batch = max_batch;
+    size_t BH = (size_t)max_batch * w->H, BD = (size_t)max_batch * w->D;
+    w->F = malloc(BH * sizeof(float));
+    w->Xh = malloc(BD * sizeof(float));
+    w->G = malloc(BD * sizeof(float));
+    w->mu = malloc((size_t)w->D * sizeof(float));
+    w->nrm = malloc((size_t)w->H * w->M * sizeof(float));
+    w->nsum = malloc((size_t)w->H * sizeof(float));
+    w->fsum = malloc((size_t)w->H * sizeof(float));
+    w->addv = malloc((size_t)w->H * sizeof(float));
+    w->rowacc = malloc((size_t)max_batch * (2 * w->M + 2) * sizeof(double));
+    w->dead = malloc((size_t)w->H);
+    w->hist = malloc(65536 * sizeof(uint32_t));
+    w->rowcnt = malloc(((size_t)max_batch + 1) * sizeof(size_t));
+    if (!w->F || !w->Xh || !w->G || !w->mu || !w->nrm || !w->nsum || !w->fsum || !w->addv ||
+        !w->rowacc || !w->dead || !w->hist || !w->rowcnt) {
+        ct_cc_workspace_free(w);
+        return ct_error_set(CT_ENOMEM, "crosscoder workspace: out of memory for batch %d", max_batch);
+    }
+    *out = w;
+    return 0;
+}
+
+void ct_cc_workspace_free(ct_cc_workspace *w)
+{
+    if (!w)
+        return;
+    free(w->F);
+    free(w->Xh);
+    free(w->G);
+    free(w->dF);
+    free(w->E);
+    free(w->Xa);
+    free(w->mu);
+    free(w->nrm);
+    free(w->nsum);
+    free(w->fsum);
+    free(w->addv);
+    free(w->rowacc);
+    free(w->dpre);
+    free(w->auxd);
+    free(w->dead);
+    free(w->hist);
+    free(w->rowcnt);
+    ct_cck_csr_free(&w->csr);
+    ct_cck_csr_free(&w->acsr);
+    ct_cck_csc_free(&w->csc);
+    ct_cck_csc_free(&w->acsc);
+    free(w);
+}
+
+const float *ct_cc_workspace_xhat(const ct_cc_workspace *ws) { return ws->Xh; }
+const float *ct_cc_workspace_f(const ct_cc_workspace *ws) { return ws->F; }
+
+/* n_j = Σ_m ‖W_dec[j,m,:]‖, each norm accumulated in double. */
+static void decoder_norms(const float *W_dec, int H, int M, int d, const float *unfold,
+                          float *nrm, float *nsum)
+{
+#pragma omp parallel for schedule(static)
+    for (int j = 0; j < H; j++) {
+        float s = 0.0f;
+        for (int m = 0; m < M; m++) {
+            const float *r = W_dec + ((size_t)j * M + m) * d;
+            double a = 0.0;
+            for (int i = 0; i < d; i++)
+                a += (double)r[i] * r[i];
+            nrm[(size_t)j * M + m] = (float)sqrt(a) * (unfold ? unfold[m] : 1.0f);
+            s += nrm[(size_t)j * M + m];
+        }
+        nsum[j] = s;
+    }
+}
+
+static inline uint32_t fbits(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    return u;
+}
+
+/* BatchTopK over the whole batch: keeps the K largest scores s = F·n_j among the
+ * positive ones (all of them when there are at most K); ties at the boundary are kept
+ * in row-major order, so the choice is fully determined. Non-kept entries of F are
+ * zeroed. Positive floats order like their bit patterns, so a two-pass 16-bit radix
+ * select finds the K-th largest score exactly. Returns the smallest kept score. */
+static float batch_topk(ct_cc_workspace *w, float *F, int B, size_t K)
+{
+    int H = w->H;
+    size_t n = (size_t)B * H;
+    const float *ns = w->nsum;
+    uint32_t *hist = w->hist;
+    memset(hist, 0, 65536 * sizeof *hist);
+    size_t npos = 0;
+    for (size_t e = 0; e < n; e++) {
+        float s = F[e] * ns[e % H];
+        if (s > 0.0f) {
+            hist[fbits(s) >> 16]++;
+            npos++;
+        }
+    }
+    if (npos == 0)
+        return 0.0f;
+    uint32_t tbits;
+    size_t ties_keep;  /* how many entries equal to the threshold to keep */
+    if (K >= npos) {
+        /* Keep every positive entry: the threshold is the smallest positive score. */
+        int hb = 0;
+        while (hist[hb] == 0)
+            hb++;
+        uint32_t lo = UINT32_MAX;
+        for (size_t e = 0; e < n; e++) {
+            float s = F[e] * ns[e % H];
+            if (s > 0.0f && (fbits(s) >> 16) == (uint32_t)hb && fbits(s) < lo)
+                lo = fbits(s);
+        }
+        tbits = lo;
+        ties_keep = SIZE_MAX;
+    } else {
+        size_t above = 0;
+        int hb = 65535;
+        while (above + hist[hb] < K)
+            above += hist[hb--];
+        size_t r = K - above; /* entries to take from bucket hb */
+        memset(hist, 0, 65536 * sizeof *hist);
+        for (size_t e = 0; e < n; e++) {
+            float s = F[e] * ns[e % H];
+            if (s > 0.0f && (fbits(s) >> 16) == (uint32_t)hb)
+                hist[fbits(s) & 0xffffu]++;
+        }
+        size_t above2 = 0;
+        int lb = 65535;
+        while (above2 + hist[lb] < r)
+            above2 += hist[lb--];
+        tbits = ((uint32_t)hb << 16) | (uint32_t)lb;
+        ties_keep = r - above2;
+    }
+    float tval;
+    memcpy(&tval, &tbits, sizeof tval);
+    /* Ties per row, then a prefix so each row knows how many of its ties to keep. */
+    size_t *rc = w->rowcnt;
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < B; b++) {
+        size_t c = 0;
+        for (int j = 0; j < H; j++)
+            c += F[(size_t)b * H + j] * ns[j] == tval;
+        rc[b] = c;
+    }
+    size_t before = 0;
+    for (int b = 0; b < B; b++) {
+        size_t c = rc[b];
+        rc[b] = before;
+        before += c;
+    }
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < B; b++) {
+        size_t tie = rc[b];
+        float *r = F + (size_t)b * H;
+        for (int j = 0; j < H; j++) {
+            float s = r[j] * ns[j];
+            int keep = s > tval || (s == tval && tie++ < ties_keep);
+            if (!keep)
+                r[j] = 0.0f;
+        }
+    }
+    return tval;
+}
+
+typedef struct { float s; int32_t j; } scored;
+
+static int cmp_scored(const void *a, const void *b)
+{
+    const scored *x = a, *y = b;
+    if (x->s != y->s)
+        return x->s > y->s ? -1 : 1;
+    return (x->j > y->j) - (x->j < y->j);
+}
+
+/* AuxK selection: per row, the top k_aux dead latents by scaled activation among the
+ * positive ones (a zero activation would add nothing to ê and passes no gradient
+ * through ReLU, so leaving it out is the same as the reference's top-k over dead
+ * latents that may pick zeros). R holds relu(pre) before the BatchTopK mask. */
+static int aux_select(ct_cc_workspace *w, const float *R, int B, int kk)
+{
+    int H = w->H;
+    size_t *rc = w->rowcnt;
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < B; b++) {
+        size_t c = 0;
+        for (int j = 0; j < H; j++)
+            c += w->dead[j] && R[(size_t)b * H + j] > 0.0f;
+        rc[b + 1] = c < (size_t)kk ? c : (size_t)kk;
+    }
+    rc[0] = 0;
+    for (int b = 0; b < B; b++)
+        rc[b + 1] += rc[b];
+    int rcode = ct_cck_csr_reserve(&w->acsr, B, H, rc[B]);
+    if (rcode)
+        return rcode;
+    memcpy(w->acsr.row_ptr, rc, ((size_t)B + 1) * sizeof *rc);
+    w->acsr.nnz = rc[B];
+    int fail = 0;
+#pragma omp parallel
+    {
+        scored *buf = malloc((size_t)H * sizeof *buf);
+        if (!buf) {
+#pragma omp atomic write
+            fail = 1;
+        }
+#pragma omp for schedule(static)
+        for (int b = 0; b < B; b++) {
+            if (!buf)
+                continue;
+            int c = 0;
+            for (int j = 0; j < H; j++) {
+                float v = R[(size_t)b * H + j];
+                if (w->dead[j] && v > 0.0f)
+                    buf[c++] = (scored){v * w->nsum[j], j};
+            }
+            if (c > kk)
+                qsort(buf, (size_t)c, sizeof *buf, cmp_scored);
+            int take = c < kk ? c : kk;
+            /* CSR columns ascend within a row: order the chosen ones by latent. */
+            int32_t *col = w->acsr.col + rc[b];
+            for (int t = 0; t < take; t++)
+                col[t] = buf[t].j;
+            for (int t = 1; t < take; t++) { /* insertion sort; take <= k_aux */
+                int32_t v = col[t];
+                int u = t - 1;
+                while (u >= 0 && col[u] > v) {
+                    col[u + 1] = col[u];
+                    u--;
+                }
+                col[u + 1] = v;
+            }
+            for (int t = 0; t < take; t++)
+                w->acsr.val[rc[b] + t] = R[(size_t)b * H + col[t]];
+        }
+        free(buf);
+    }
+    if (fail)
+        return ct_error_set(CT_ENOMEM, "crosscoder: out of memory selecting AuxK latents");
+    return 0;
+}
+
+int ct_cc_forward_backward(const ct_crosscoder *cc, const float *X, int B,
+                           const ct_cc_lossopt *opt, ct_cc_workspace *w,
+                           ct_cc_losses *out, float *grad)
+{
+    const ct_cc_config *cfg = &cc->cfg;
+    if (!w || w->M != cfg->M || w->d != cfg->d || w->H != cfg->H)
+        return ct_error_set(CT_EINVAL, "crosscoder: workspace shape does not match the model");
+    if (B < 1 || B > w->max_batch)
+        return ct_error_set(CT_EINVAL, "crosscoder: batch of %d rows outside 1..%d", B, w->max_batch);
+    if (cc->folded && grad)
+        return ct_error_set(CT_EINVAL, "crosscoder: gradients of a folded crosscoder are not defined here");
+    int M = cfg->M, d = cfg->d, H = cfg->H, D = M * d;
+    int topk = cfg->type == CT_CC_BATCHTOPK;
+    size_t BH = (size_t)B * H, BD = (size_t)B * D;
+    const ct_cc_params *P = &cc->p;
+    double *ev_out = out->ev;
+    uint8_t *fired_out = out->fired;
+    uint32_t *fire_count = out->fire_count;
+    memset(out, 0, sizeof *out);
+    out->ev = ev_out;
+    out->fired = fired_out;
+    out->fire_count = fire_count;
+    int rc = 0;
+
+    ct_cck_fpmode_enter();
+    /* A folded crosscoder scores latents with its unfolded decoder norms, so encoding
+     * raw rows selects exactly what encoding scaled rows did before folding. */
+    decoder_norms(P->W_dec, H, M, d, cc->folded ? cc->scale : NULL, w->nrm, w->nsum);
+    ct_cck_encode(X, P->W_enc, P->b_enc, w->F, B, D, H);
+    ct_cck_relu(w->F, BH);
+
+    int want_aux = topk && grad && opt->since_fired && !opt->use_threshold && cfg->aux_coeff != 0.0f;
+    if (topk) {
+        if (want_aux) {
+            if ((rc = lazy(&w->dF, (size_t)w->max_batch * H)))
+                goto done;
+            memcpy(w->dF, w->F, BH * sizeof(float));
+        }
+        if (opt->use_threshold) {
+            float th = opt->threshold;
+#pragma omp parallel for schedule(static)
+            for (size_t e = 0; e < BH; e++)
+                if (!(w->F[e] * w->nsum[e % H] > th))
+                    w->F[e] = 0.0f;
+        } else {
+            size_t K = (size_t)(opt->k > 0 ? opt->k : 0) * (size_t)B;
+            out->min_kept = batch_topk(w, w->F, B, K);
+        }
+    }
+    ct_cck_colsum(w->F, B, H, w->fsum);
+    size_t nnz = 0;
+    {
+        /* Active count per latent: f ≥ 0, so a zero column sum means never active. */
+        size_t cnt = 0;
+#pragma omp parallel for schedule(static) reduction(+ : cnt)
+        for (size_t e = 0; e < BH; e++)
+            cnt += w->F[e] > 0.0f;
+        nnz = cnt;
+    }
+    out->l0 = (double)nnz / B;
+    out->density = (double)nnz / (double)BH;
+    if (fired_out)
+        for (int j = 0; j < H; j++)
+            fired_out[j] = w->fsum[j] > 0.0f;
+    if (fire_count) {
+#pragma omp parallel for schedule(static)
+        for (int j = 0; j < H; j++) {
+            uint32_t c = 0;
+            for (int b = 0; b < B; b++)
+                c += w->F[(size_t)b * H + j] > 0.0f;
+            fire_count[j] += c;
+        }
+    }
+    int sparse = opt->path == CT_CC_PATH_SPARSE ||
+                 (opt->path == CT_CC_PATH_AUTO && out->density < cfg->sparse_density);
+    out->sparse = sparse;
+
+    if (sparse) {
+        if ((rc = ct_cck_csr_from_dense(w->F, B, H, &w->csr)))
+            goto done;
+        ct_cck_decode_sparse(&w->csr, P->W_dec, P->b_dec, w->Xh, D);
+    } else {
+        ct_cck_decode_dense(w->F, P->W_dec, P->b_dec, w->Xh, B, H, D);
+    }
+
+    /* Row pass: G, the squared error and the explained-variance terms. */
+    ct_cck_colsum(X, B, D, w->mu);
+    for (int i = 0; i < D; i++)
+        w->mu[i] /= (float)B;
+    int RA = 2 * M + 1;
+    float g2 = 2.0f / (float)B;
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < B; b++) {
+        const float *x = X + (size_t)b * D;
+        const float *xh = w->Xh + (size_t)b * D;
+        float *g = w->G + (size_t)b * D;
+        double *ra = w->rowacc + (size_t)b * RA;
+        double tot = 0.0;
+        for (int m = 0; m < M; m++) {
+            double res = 0.0, var = 0.0;
+            for (int i = m * d; i < (m + 1) * d; i++) {
+                float diff = xh[i] - x[i];
+                float c = x[i] - w->mu[i];
+                g[i] = g2 * diff;
+                res += (double)diff * diff;
+                var += (double)c * c;
+            }
+            ra[2 * m] = res;
+            ra[2 * m + 1] = var;
+            tot += res;
+        }
+        ra[2 * M] = tot;
+    }
+    double l2 = 0.0;
+    for (int m = 0; m < M && ev_out; m++)
+        ev_out[m] = 0.0;
+    for (int b = 0; b < B; b++)
+        l2 += w->rowacc[(size_t)b * RA + 2 * M];
+    out->l2 = l2 / B;
+    if (ev_out) {
+        for (int m = 0; m < M; m++) {
+            double s = 0.0;
+            long cnt = 0;
+            for (int b = 0; b < B; b++) {
+                const double *ra = w->rowacc + (size_t)b * RA;
+                if (ra[2 * m + 1] > 0.0) {
+                    s += 1.0 - ra[2 * m] / ra[2 * m + 1];
+                    cnt++;
+                }
+            }
+            ev_out[m] = cnt ? s / cnt : 0.0;
+        }
+    }
+    double l1 = 0.0;
+    for (int j = 0; j < H; j++)
+        l1 += (double)w->fsum[j] * w->nsum[j];
+    out->l1 = l1 / B;
+    float lambda = topk ? 0.0f : opt->lambda;
+    out->loss = out->l2 + (topk ? 0.0 : (double)lambda * out->l1);
+
+    /* AuxK: dead latents, their selection from relu(pre), and the aux reconstruction. */
+    float aux_scale = 0.0f;
+    if (want_aux) {
+        int nd = 0;
+        for (int j = 0; j < H; j++) {
+            int dead = w->fsum[j] == 0.0f &&
+                       opt->since_fired[j] + (uint64_t)B >= (uint64_t)cfg->dead_tokens;
+            w->dead[j] = (uint8_t)dead;
+            nd += dead;
+        }
+        out->n_dead = nd;
+        if (nd > 0) {
+            int kk = cfg->k_aux < nd ? cfg->k_aux : nd;
+            if ((rc = aux_select(w, w->dF, B, kk)))
+                goto done;
+            if ((rc = lazy(&w->E, (size_t)w->max_batch * D)) || (rc = lazy(&w->Xa, (size_t)w->max_batch * D)))
+                goto done;
+            ct_cck_decode_sparse(&w->acsr, P->W_dec, NULL, w->Xa, D);
+#pragma omp parallel for schedule(static)
+            for (size_t e = 0; e < BD; e++)
+                w->E[e] = X[e] - w->Xh[e];
+            ct_cck_colsum(w->E, B, D, w->mu); /* mu now holds mean_batch(e) */
+            for (int i = 0; i < D; i++)
+                w->mu[i] /= (float)B;
+#pragma omp parallel for schedule(static)
+            for (int b = 0; b < B; b++) {
+                double num = 0.0, den = 0.0;
+                for (int i = 0; i < D; i++) {
+                    size_t e = (size_t)b * D + i;
+                    double r = (double)w->Xa[e] - w->E[e];
+                    double c = (double)w->E[e] - w->mu[i];
+                    num += r * r;
+                    den += c * c;
+                }
+                w->rowacc[(size_t)b * RA] = num;
+                w->rowacc[(size_t)b * RA + 1] = den;
+            }
+            double num = 0.0, den = 0.0;
+            for (int b = 0; b < B; b++) {
+                num += w->rowacc[(size_t)b * RA];
+                den += w->rowacc[(size_t)b * RA + 1];
+            }
+            num /= B;
+            den /= B;
+            if (den > 0.0 && isfinite(num / den)) {
+                out->aux = num / den;
+                aux_scale = (float)(cfg->aux_coeff * 2.0 / ((double)B * den));
+            }
+            out->loss += cfg->aux_coeff * out->aux;
+        }
+    }
+
+    if (!grad)
+        goto done;
+    ct_cc_params gp;
+    ct_cc_params_bind(grad, M, d, H, &gp);
+    if (!topk)
+        for (int j = 0; j < H; j++)
+            w->addv[j] = lambda * w->nsum[j] / (float)B;
+    if (sparse) {
+        if ((rc = grow((void **)&w->dpre, &w->dpre_cap, w->csr.nnz, sizeof(float))))
+            goto done;
+        ct_cck_sddmm(&w->csr, w->G, P->W_dec, D, topk ? NULL : w->addv, w->dpre);
+        if ((rc = ct_cck_csc_from_csr(&w->csr, &w->csc)))
+            goto done;
+        ct_cck_gather_rows(&w->csc, w->csr.val, w->G, D, gp.W_dec, 0);
+        ct_cck_gather_cols(&w->csc, w->dpre, X, D, gp.W_enc, gp.b_enc, 0);
+    } else {
+        if ((rc = lazy(&w->dF, (size_t)w->max_batch * H)))
+            goto done;
+        ct_cck_grad_f_dense(w->G, P->W_dec, w->dF, B, D, H);
+#pragma omp parallel for schedule(static)
+        for (size_t e = 0; e < BH; e++)
+            w->dF[e] = w->F[e] > 0.0f ? w->dF[e] + (topk ? 0.0f : w->addv[e % H]) : 0.0f;
+        ct_cck_grad_dec_dense(w->F, w->G, gp.W_dec, B, H, D);
+        ct_cck_grad_enc_dense(X, w->dF, gp.W_enc, B, D, H);
+        ct_cck_colsum(w->dF, B, H, gp.b_enc);
+    }
+    ct_cck_colsum(w->G, B, D, gp.b_dec);
+    if (!topk && lambda != 0.0f) {
+        float c = lambda / (float)B;
+#pragma omp parallel for schedule(static)
+        for (int j = 0; j < H; j++) {
+            if (w->fsum[j] == 0.0f)
+                continue;
+            for (int m = 0; m < M; m++) {
+                float n = w->nrm[(size_t)j * M + m];
+                if (n == 0.0f)
+                    continue;
+                float a = c * w->fsum[j] / n;
+                size_t o = ((size_t)j * M + m) * d;
+                for (int i = 0; i < d; i++)
+                    gp.W_dec[o + i] += a * P->W_dec[o + i];
+            }
+        }
+    }
+    if (aux_scale != 0.0f && w->acsr.nnz > 0) {
+        /* E becomes the AuxK gradient w.r.t. ê. */
+#pragma omp parallel for schedule(static)
+        for (size_t e = 0; e < BD; e++)
+            w->E[e] = aux_scale * (w->Xa[e] - w->E[e]);
+        if ((rc = grow((void **)&w->auxd, &w->auxd_cap, w->acsr.nnz, sizeof(float))))
+            goto done;
+        ct_cck_sddmm(&w->acsr, w->E, P->W_dec, D, NULL, w->auxd);
+        if ((rc = ct_cck_csc_from_csr(&w->acsr, &w->acsc)))
+            goto done;
+        ct_cck_gather_rows(&w->acsc, w->acsr.val, w->E, D, gp.W_dec, 1);
+        ct_cck_gather_cols(&w->acsc, w->auxd, X, D, gp.W_enc, gp.b_enc, 1);
+    }
+done:
+    ct_cck_fpmode_restore();
+    return rc;
+}

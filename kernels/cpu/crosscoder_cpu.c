@@ -1,0 +1,425 @@
+/* CPU crosscoder kernels: SGEMM for the dense path, CSR/CSC gathers for the sparse
+ * path, and the fused elementwise passes (Adam, sums of squares, column sums).
+ *
+ * Determinism: every parallel loop writes disjoint outputs, each computed in a fixed
+ * order, so no result depends on which thread ran what; float sums across threads are
+ * never combined with atomics. OpenBLAS SGEMM splits only the M/N dimensions across
+ * its threads, so it is reproducible for a fixed thread count. */
+#include "kernels/crosscoder_kernels.h"
+
+#include "common/error.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__SSE__) || defined(__x86_64__)
+#include <xmmintrin.h>
+#define CT_CCK_HAVE_MXCSR 1
+#endif
+
+int ct_cck_csr_reserve(ct_cck_csr *a, int rows, int cols, size_t nnz)
+{
+    if (a->rows != rows || !a->row_ptr) {
+        size_t *rp = realloc(a->row_ptr, ((size_t)rows + 1) * sizeof *rp);
+        if (!rp)
+            return ct_error_set(CT_ENOMEM, "crosscoder kernels: out of memory for %d CSR rows", rows);
+        a->row_ptr = rp;
+    }
+    a->rows = rows;
+    a->cols = cols;
+    if (nnz > a->cap || !a->col) {
+        size_t cap = nnz > a->cap * 3 / 2 ? nnz : a->cap * 3 / 2;
+        if (cap == 0)
+            cap = 1;
+        int32_t *c = realloc(a->col, cap * sizeof *c);
+        if (c)
+            a->col = c;
+        float *v = c ? realloc(a->val, cap * sizeof *v) : NULL;
+        if (!c || !v)
+            return ct_error_set(CT_ENOMEM, "crosscoder kernels: out of memory for %zu CSR entries", cap);
+        a->val = v;
+        a->cap = cap;
+    }
+    return 0;
+}
+
+void ct_cck_csr_free(ct_cck_csr *a)
+{
+    if (!a)
+        return;
+    free(a->row_ptr);
+    free(a->col);
+    free(a->val);
+    memset(a, 0, sizeof *a);
+}
+
+int ct_cck_csc_reserve(ct_cck_csc *a, int rows, int cols, size_t nnz)
+{
+    if (a->cols != cols || !a->col_ptr) {
+        size_t *cp = realloc(a->col_ptr, ((size_t)cols + 1) * sizeof *cp);
+        if (!cp)
+            return ct_error_set(CT_ENOMEM, "crosscoder kernels: out of memory for %d CSC columns", cols);
+        a->col_ptr = cp;
+    }
+    a->rows = rows;
+    a->cols = cols;
+    if (nnz > a->cap || !a->row) {
+        size_t cap = nnz > a->cap * 3 / 2 ? nnz : a->cap * 3 / 2;
+        if (cap == 0)
+            cap = 1;
+        int32_t *r = realloc(a->row, cap * sizeof *r);
+        if (r)
+            a->row = r;
+        size_t *p = r ? realloc(a->pos, cap * sizeof *p) : NULL;
+        if (!r || !p)
+            return ct_error_set(CT_ENOMEM, "crosscoder kernels: out of memory for %zu CSC entries", cap);
+        a->pos = p;
+        a->cap = cap;
+    }
+    return 0;
+}
+
+void ct_cck_csc_free(ct_cck_csc *a)
+{
+    if (!a)
+        return;
+    free(a->col_ptr);
+    free(a->row);
+    free(a->pos);
+    memset(a, 0, sizeof *a);
+}
+
+/* Denormals: latents that stop firing leave Adam moments and decoder gradients decaying
+ * geometrically toward zero, and x86 handles subnormal operands through a microcode
+ * assist that is ~100x slower, so a run would slow down unpredictably as more latents
+ * go quiet. Flushing them changes values only below 1.2e-38 and is applied for the whole
+ * step on every thread, so runs stay reproducible. The previous mode is restored so
+ * other code sharing the OpenMP pool keeps IEEE behaviour. */
+#ifdef CT_CCK_HAVE_MXCSR
+static _Thread_local unsigned ct_cck_saved_csr;
+static _Thread_local int ct_cck_csr_depth;
+
+static void fpmode_enter_one(void)
+{
+    if (ct_cck_csr_depth++ == 0) {
+        ct_cck_saved_csr = _mm_getcsr();
+        _mm_setcsr(ct_cck_saved_csr | 0x8040u); /* FTZ (bit 15) | DAZ (bit 6) */
+    }
+}
+
+static void fpmode_restore_one(void)
+{
+    if (ct_cck_csr_depth > 0 && --ct_cck_csr_depth == 0)
+        _mm_setcsr(ct_cck_saved_csr);
+}
+#else
+static void fpmode_enter_one(void) {}
+static void fpmode_restore_one(void) {}
+#endif
+
+void ct_cck_fpmode_enter(void)
+{
+    fpmode_enter_one();
+#pragma omp parallel
+    {
+        if (omp_get_thread_num() != 0)
+            fpmode_enter_one();
+    }
+}
+
+void ct_cck_fpmode_restore(void)
+{
+#pragma omp parallel
+    {
+        if (omp_get_thread_num() != 0)
+            fpmode_restore_one();
+    }
+    fpmode_restore_one();
+}
+
+void ct_cck_encode(const float *X, const float *W_enc, const float *b_enc, float *pre,
+                   int B, int D, int H)
+{
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < B; b++)
+        memcpy(pre + (size_t)b * H, b_enc, (size_t)H * sizeof(float));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, H, D, 1.0f, X, D, W_enc, H, 1.0f,
+                pre, H);
+}
+
+void ct_cck_relu(float *F, size_t n)
+{
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++)
+        F[i] = F[i] > 0.0f ? F[i] : 0.0f;
+}
+
+void ct_cck_decode_dense(const float *F, const float *W_dec, const float *b_dec, float *Xh,
+                         int B, int H, int D)
+{
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < B; b++) {
+        if (b_dec)
+            memcpy(Xh + (size_t)b * D, b_dec, (size_t)D * sizeof(float));
+        else
+            memset(Xh + (size_t)b * D, 0, (size_t)D * sizeof(float));
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, D, H, 1.0f, F, H, W_dec, D, 1.0f,
+                Xh, D);
+}
+
+int ct_cck_csr_from_dense(const float *F, int B, int H, ct_cck_csr *out)
+{
+    int rc = ct_cck_csr_reserve(out, B, H, 0);
+    if (rc)
+        return rc;
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < B; b++) {
+        const float *r = F + (size_t)b * H;
+        size_t c = 0;
+        for (int j = 0; j < H; j++)
+            c += r[j] > 0.0f;
+        out->row_ptr[b + 1] = c;
+    }
+    out->row_ptr[0] = 0;
+    for (int b = 0; b < B; b++)
+        out->row_ptr[b + 1] += out->row_ptr[b];
+    size_t nnz = out->row_ptr[B];
+    rc = ct_cck_csr_reserve(out, B, H, nnz);
+    if (rc)
+        return rc;
+    out->nnz = nnz;
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < B; b++) {
+        const float *r = F + (size_t)b * H;
+        size_t e = out->row_ptr[b];
+        for (int j = 0; j < H; j++)
+            if (r[j] > 0.0f) {
+                out->col[e] = j;
+                out->val[e++] = r[j];
+            }
+    }
+    return 0;
+}
+
+int ct_cck_csc_from_csr(const ct_cck_csr *a, ct_cck_csc *out)
+{
+    int rc = ct_cck_csc_reserve(out, a->rows, a->cols, a->nnz);
+    if (rc)
+        return rc;
+    out->nnz = a->nnz;
+    size_t *cp = out->col_ptr;
+    memset(cp, 0, ((size_t)a->cols + 1) * sizeof *cp);
+    for (size_t e = 0; e < a->nnz; e++)
+        cp[a->col[e] + 1]++;
+    for (int j = 0; j < a->cols; j++)
+        cp[j + 1] += cp[j];
+    /* Fill by walking rows in order so every column lists its rows ascending; the
+     * write cursor borrows col_ptr[j] and is shifted back afterwards. */
+    for (int b = 0; b < a->rows; b++)
+        for (size_t e = a->row_ptr[b]; e < a->row_ptr[b + 1]; e++) {
+            size_t k = cp[a->col[e]]++;
+            out->row[k] = b;
+            out->pos[k] = e;
+        }
+    for (int j = a->cols; j > 0; j--)
+        cp[j] = cp[j - 1];
+    cp[0] = 0;
+    return 0;
+}
+
+void ct_cck_decode_sparse(const ct_cck_csr *a, const float *W_dec, const float *b_dec,
+                          float *Xh, int D)
+{
+#pragma omp parallel for schedule(dynamic, 16)
+    for (int b = 0; b < a->rows; b++) {
+        float *y = Xh + (size_t)b * D;
+        if (b_dec)
+            memcpy(y, b_dec, (size_t)D * sizeof(float));
+        else
+            memset(y, 0, (size_t)D * sizeof(float));
+        for (size_t e = a->row_ptr[b]; e < a->row_ptr[b + 1]; e++)
+            ct_cck_axpy(y, a->val[e], W_dec + (size_t)a->col[e] * D, D);
+    }
+}
+
+void ct_cck_sddmm(const ct_cck_csr *a, const float *G, const float *W_dec, int D,
+                  const float *add, float *out)
+{
+#pragma omp parallel for schedule(dynamic, 16)
+    for (int b = 0; b < a->rows; b++) {
+        const float *g = G + (size_t)b * D;
+        for (size_t e = a->row_ptr[b]; e < a->row_ptr[b + 1]; e++) {
+            int j = a->col[e];
+            float s = ct_cck_dot(g, W_dec + (size_t)j * D, D);
+            out[e] = add ? s + add[j] : s;
+        }
+    }
+}
+
+void ct_cck_gather_rows(const ct_cck_csc *c, const float *vals, const float *A, int D,
+                        float *dW, int accumulate)
+{
+#pragma omp parallel for schedule(dynamic, 8)
+    for (int j = 0; j < c->cols; j++) {
+        float *y = dW + (size_t)j * D;
+        if (!accumulate)
+            memset(y, 0, (size_t)D * sizeof(float));
+        for (size_t k = c->col_ptr[j]; k < c->col_ptr[j + 1]; k++)
+            ct_cck_axpy(y, vals[c->pos[k]], A + (size_t)c->row[k] * D, D);
+    }
+}
+
+/* Latents per tile of the transposed gather: 16 floats fill one 64-byte line of each
+ * output row, so the strided write-back touches whole cache lines. */
+#define CT_CCK_TILE 16
+
+void ct_cck_gather_cols(const ct_cck_csc *c, const float *vals, const float *A, int D,
+                        float *dWt, float *colsum, int accumulate)
+{
+    int H = c->cols;
+    int ntiles = (H + CT_CCK_TILE - 1) / CT_CCK_TILE;
+#pragma omp parallel
+    {
+        float *s = malloc((size_t)CT_CCK_TILE * D * sizeof(float));
+#pragma omp for schedule(dynamic, 1)
+        for (int t = 0; t < ntiles; t++) {
+            int j0 = t * CT_CCK_TILE;
+            int nt = H - j0 < CT_CCK_TILE ? H - j0 : CT_CCK_TILE;
+            if (!s) { /* out of memory for the tile: same sums, element by element */
+                for (int jj = 0; jj < nt; jj++) {
+                    int j = j0 + jj;
+                    float cs = 0.0f;
+                    for (int i = 0; i < D; i++) {
+                        float acc = 0.0f;
+                        for (size_t k = c->col_ptr[j]; k < c->col_ptr[j + 1]; k++)
+                            acc += vals[c->pos[k]] * A[(size_t)c->row[k] * D + i];
+                        dWt[(size_t)i * H + j] = accumulate ? dWt[(size_t)i * H + j] + acc : acc;
+                    }
+                    for (size_t k = c->col_ptr[j]; k < c->col_ptr[j + 1]; k++)
+                        cs += vals[c->pos[k]];
+                    if (colsum)
+                        colsum[j] = accumulate ? colsum[j] + cs : cs;
+                }
+                continue;
+            }
+            memset(s, 0, (size_t)nt * D * sizeof(float));
+            for (int jj = 0; jj < nt; jj++) {
+                int j = j0 + jj;
+                float cs = 0.0f;
+                for (size_t k = c->col_ptr[j]; k < c->col_ptr[j + 1]; k++) {
+                    float v = vals[c->pos[k]];
+                    ct_cck_axpy(s + (size_t)jj * D, v, A + (size_t)c->row[k] * D, D);
+                    cs += v;
+                }
+                if (colsum)
+                    colsum[j] = accumulate ? colsum[j] + cs : cs;
+            }
+            for (int i = 0; i < D; i++) {
+                float *o = dWt + (size_t)i * H + j0;
+                if (accumulate)
+                    for (int jj = 0; jj < nt; jj++)
+                        o[jj] += s[(size_t)jj * D + i];
+                else
+                    for (int jj = 0; jj < nt; jj++)
+                        o[jj] = s[(size_t)jj * D + i];
+            }
+        }
+        free(s);
+    }
+}
+
+void ct_cck_grad_f_dense(const float *G, const float *W_dec, float *dF, int B, int D, int H)
+{
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, H, D, 1.0f, G, D, W_dec, D, 0.0f,
+                dF, H);
+}
+
+void ct_cck_grad_dec_dense(const float *F, const float *G, float *dW_dec, int B, int H, int D)
+{
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, H, D, B, 1.0f, F, H, G, D, 0.0f,
+                dW_dec, D);
+}
+
+void ct_cck_grad_enc_dense(const float *X, const float *dPre, float *dW_enc, int B, int D, int H)
+{
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, D, H, B, 1.0f, X, D, dPre, H, 0.0f,
+                dW_enc, H);
+}
+
+#define CT_CCK_COLBLOCK 256
+
+void ct_cck_colsum(const float *A, int B, int N, float *out)
+{
+    int nblk = (N + CT_CCK_COLBLOCK - 1) / CT_CCK_COLBLOCK;
+#pragma omp parallel for schedule(static)
+    for (int t = 0; t < nblk; t++) {
+        int j0 = t * CT_CCK_COLBLOCK, j1 = j0 + CT_CCK_COLBLOCK < N ? j0 + CT_CCK_COLBLOCK : N;
+        for (int j = j0; j < j1; j++)
+            out[j] = 0.0f;
+        for (int b = 0; b < B; b++) {
+            const float *r = A + (size_t)b * N;
+            for (int j = j0; j < j1; j++)
+                out[j] += r[j];
+        }
+    }
+}
+
+/* Block of the fixed-order sum of squares: partial sums of this many elements are
+ * combined in index order, whatever the thread count. */
+#define CT_CCK_SUMSQ_BLOCK 65536
+
+double ct_cck_sumsq(const float *x, size_t n)
+{
+    size_t nblk = (n + CT_CCK_SUMSQ_BLOCK - 1) / CT_CCK_SUMSQ_BLOCK;
+    double stackpart[64];
+    double *part = nblk <= 64 ? stackpart : malloc(nblk * sizeof *part);
+    if (!part) { /* out of memory: one sequential pass gives the same fixed order */
+        double s = 0.0;
+        for (size_t i = 0; i < n; i++)
+            s += (double)x[i] * x[i];
+        return s;
+    }
+#pragma omp parallel for schedule(static)
+    for (size_t t = 0; t < nblk; t++) {
+        size_t i0 = t * CT_CCK_SUMSQ_BLOCK, i1 = i0 + CT_CCK_SUMSQ_BLOCK < n ? i0 + CT_CCK_SUMSQ_BLOCK : n;
+        double a[4] = {0, 0, 0, 0};
+        size_t i = i0;
+        for (; i + 4 <= i1; i += 4)
+            for (int k = 0; k < 4; k++)
+                a[k] += (double)x[i + k] * x[i + k];
+        for (; i < i1; i++)
+            a[0] += (double)x[i] * x[i];
+        part[t] = (a[0] + a[1]) + (a[2] + a[3]);
+    }
+    double s = 0.0;
+    for (size_t t = 0; t < nblk; t++)
+        s += part[t];
+    if (part != stackpart)
+        free(part);
+    return s;
+}
+
+void ct_cck_adam(float *p, const float *g, float *m, float *v, size_t n, float gscale,
+                 double lr, double b1, double b2, double eps, long t)
+{
+    /* The scalar factors are computed in double and rounded once, as torch does with
+     * Python floats; the per-element arithmetic is fp32. */
+    double bc1 = 1.0 - pow(b1, (double)t), bc2 = 1.0 - pow(b2, (double)t);
+    float step_size = (float)(lr / bc1);
+    float bc2_sqrt = (float)sqrt(bc2);
+    float fb1 = (float)b1, fb2 = (float)b2, f1b1 = (float)(1.0 - b1), f1b2 = (float)(1.0 - b2);
+    float feps = (float)eps;
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float gi = g[i] * gscale;
+        float mi = fb1 * m[i] + f1b1 * gi;
+        float vi = fb2 * v[i] + f1b2 * gi * gi;
+        m[i] = mi;
+        v[i] = vi;
+        p[i] -= step_size * (mi / (sqrtf(vi) / bc2_sqrt + feps));
+    }
+}

@@ -1,0 +1,97 @@
+/* CPU kernels of the crosscoder (kernels/cpu/crosscoder_*.c).
+ *
+ * Everything is row-major fp32. A batch row is one token's M checkpoints stacked, so
+ * with D = M*d the crosscoder is a plain [B,D] -> [B,H] -> [B,D] autoencoder as far
+ * as the kernels are concerned: W_enc is [D,H], W_dec is [H,D].
+ *
+ * Two paths: dense (OpenBLAS SGEMM) and sparse (only the active latents of each row,
+ * held as CSR + its CSC transpose). Every reduction has a fixed order that depends on
+ * the shapes and the OpenMP thread count only, never on scheduling, so results are
+ * reproducible for a given thread count. No function here allocates except the
+ * *_alloc/_free pairs; callers own all buffers. */
+#ifndef CT_CROSSCODER_KERNELS_H
+#define CT_CROSSCODER_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Active entries of a [B,H] activation matrix. CSR: row_ptr[B+1], col[nnz], val[nnz]
+ * (columns ascending within a row). The CSC view (ct_cck_csc) lists, for each latent,
+ * the rows where it is active (rows ascending) and the CSR position of each entry, so
+ * any per-entry array can be read in either order. */
+typedef struct ct_cck_csr {
+    int rows, cols;
+    size_t nnz, cap;
+    size_t *row_ptr;
+    int32_t *col;
+    float *val;
+} ct_cck_csr;
+
+typedef struct ct_cck_csc {
+    int rows, cols;
+    size_t nnz, cap;
+    size_t *col_ptr;  /* [cols+1] */
+    int32_t *row;     /* [nnz] */
+    size_t *pos;      /* [nnz]: index of the same entry in the CSR arrays */
+} ct_cck_csc;
+
+/* Grows the arrays to hold `nnz` entries and shape rows x cols. 0 or CT_ENOMEM. */
+int ct_cck_csr_reserve(ct_cck_csr *a, int rows, int cols, size_t nnz);
+void ct_cck_csr_free(ct_cck_csr *a);
+int ct_cck_csc_reserve(ct_cck_csc *a, int rows, int cols, size_t nnz);
+void ct_cck_csc_free(ct_cck_csc *a);
+
+/* Sets flush-to-zero and denormals-are-zero on every OpenMP thread and the caller,
+ * remembering each thread's previous mode; ct_cck_fpmode_restore undoes it. */
+void ct_cck_fpmode_enter(void);
+void ct_cck_fpmode_restore(void);
+
+/* pre[B,H] = X[B,D] W_enc[D,H] + b_enc (SGEMM). */
+void ct_cck_encode(const float *X, const float *W_enc, const float *b_enc, float *pre,
+                   int B, int D, int H);
+/* In place: F = relu(F). */
+void ct_cck_relu(float *F, size_t n);
+/* Xh[B,D] = F[B,H] W_dec[H,D] (+ b_dec when not NULL) (SGEMM). */
+void ct_cck_decode_dense(const float *F, const float *W_dec, const float *b_dec, float *Xh,
+                         int B, int H, int D);
+/* CSR of the positive entries of F[B,H]. 0 or CT_ENOMEM. */
+int ct_cck_csr_from_dense(const float *F, int B, int H, ct_cck_csr *out);
+/* CSC view of `a`. 0 or CT_ENOMEM. */
+int ct_cck_csc_from_csr(const ct_cck_csr *a, ct_cck_csc *out);
+/* Xh[b,:] = (b_dec or 0) + sum over row b of val * W_dec[col,:]. */
+void ct_cck_decode_sparse(const ct_cck_csr *a, const float *W_dec, const float *b_dec,
+                          float *Xh, int D);
+/* out[e] = G[row(e),:] . W_dec[col(e),:] + add[col(e)] (add may be NULL), for every entry. */
+void ct_cck_sddmm(const ct_cck_csr *a, const float *G, const float *W_dec, int D,
+                  const float *add, float *out);
+/* dW[j,:] (+)= sum over the entries of latent j of vals[pos] * A[row,:]; rows of
+ * latents without entries are zeroed unless accumulating. dW is [H,D]. */
+void ct_cck_gather_rows(const ct_cck_csc *c, const float *vals, const float *A, int D,
+                        float *dW, int accumulate);
+/* Same sum written transposed: dWt[:,j] (+)= ..., dWt is [D,H]; colsum[j] (+)= sum of
+ * vals over latent j when colsum is not NULL. */
+void ct_cck_gather_cols(const ct_cck_csc *c, const float *vals, const float *A, int D,
+                        float *dWt, float *colsum, int accumulate);
+
+/* Dense backward GEMMs. dF[B,H] = G[B,D] W_dec[H,D]^T. */
+void ct_cck_grad_f_dense(const float *G, const float *W_dec, float *dF, int B, int D, int H);
+/* dW_dec[H,D] = F^T G; dW_enc[D,H] = X^T dPre. */
+void ct_cck_grad_dec_dense(const float *F, const float *G, float *dW_dec, int B, int H, int D);
+void ct_cck_grad_enc_dense(const float *X, const float *dPre, float *dW_enc, int B, int D, int H);
+/* out[j] = sum_b A[b,j] over a [B,N] matrix, summed in row order. */
+void ct_cck_colsum(const float *A, int B, int N, float *out);
+
+/* Sum of squares of x[0..n) in double, with a fixed blocking independent of threads. */
+double ct_cck_sumsq(const float *x, size_t n);
+
+/* One Adam step as torch.optim.Adam computes it for fp32 (no weight decay, no amsgrad):
+ * g' = g * gscale; m = b1 m + (1-b1) g'; v = b2 v + (1-b2) g'^2;
+ * p -= (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps). t counts from 1. */
+void ct_cck_adam(float *p, const float *g, float *m, float *v, size_t n, float gscale,
+                 double lr, double b1, double b2, double eps, long t);
+
+/* y[0..n) += a * x[0..n) and dot(x, y), vectorised with a fixed summation order. */
+void ct_cck_axpy(float *y, float a, const float *x, int n);
+float ct_cck_dot(const float *x, const float *y, int n);
+
+#endif

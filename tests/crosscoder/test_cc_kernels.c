@@ -1,0 +1,434 @@
+/* Crosscoder kernels: sparse against dense (forward, losses, every gradient), the
+ * CSR/CSC gathers against plain loops, fixed-order reductions across thread counts,
+ * BatchTopK selection against a sort, and the trainer's k annealing, θ EMA and dead
+ * latent bookkeeping. */
+#include "common/error.h"
+#include "crosscoder/crosscoder.h"
+#include "crosscoder/loss.h"
+#include "crosscoder/rng.h"
+#include "crosscoder/train.h"
+#include "kernels/crosscoder_kernels.h"
+#include "tests/crosscoder/ref.h"
+#include "tests/support/testutil.h"
+
+#include <math.h>
+#include <omp.h>
+
+static void fill_normal(float *x, size_t n, double sd, uint64_t seed)
+{
+    ct_cc_rng r;
+    ct_cc_rng_seed(&r, seed);
+    for (size_t i = 0; i < n; i++) {
+        double a, b;
+        ct_cc_rng_normal2(&r, &a, &b);
+        x[i] = (float)(sd * a);
+    }
+}
+
+/* A model whose b_enc makes about `density` of the latents active. */
+static ct_crosscoder *model_with_density(int type, int M, int d, int H, const float *X, int B, double density)
+{
+    ct_cc_config c = CT_CC_CONFIG_INIT;
+    c.type = type;
+    c.M = M;
+    c.d = d;
+    c.H = H;
+    c.batch = B;
+    ct_crosscoder *cc;
+    ck_assert_int_eq(ct_cc_create(&c, &cc), 0);
+    ct_cc_init(cc, 77);
+    int D = M * d;
+    float *col = malloc(sizeof(float) * B);
+    for (int j = 0; j < H; j++) {
+        for (int b = 0; b < B; b++) {
+            double p = 0;
+            for (int i = 0; i < D; i++)
+                p += (double)X[b * D + i] * cc->p.W_enc[(size_t)i * H + j];
+            col[b] = (float)p;
+        }
+        /* the (1 − density) quantile, negated */
+        for (int a = 1; a < B; a++) {
+            float v = col[a];
+            int u = a - 1;
+            while (u >= 0 && col[u] > v) {
+                col[u + 1] = col[u];
+                u--;
+            }
+            col[u + 1] = v;
+        }
+        int q = (int)((1 - density) * B);
+        cc->p.b_enc[j] = -col[q < B ? q : B - 1] + 1e-4f;
+    }
+    free(col);
+    fill_normal(cc->p.b_dec, (size_t)D, 0.1, 5);
+    return cc;
+}
+
+static double maxabs(const float *x, size_t n)
+{
+    double m = 0;
+    for (size_t i = 0; i < n; i++)
+        m = fmax(m, fabs(x[i]));
+    return m;
+}
+
+START_TEST(sparse_matches_dense)
+{
+    int M = 3, d = 40, H = 96, B = 37;
+    int D = M * d;
+    float *X = malloc(sizeof(float) * B * D);
+    fill_normal(X, (size_t)B * D, 1.0, 1);
+    for (int type = CT_CC_L1; type <= CT_CC_BATCHTOPK; type++) {
+        ct_crosscoder *cc = model_with_density(type, M, d, H, X, B, 0.1);
+        ct_cc_workspace *ws;
+        ck_assert_int_eq(ct_cc_workspace_create(&cc->cfg, B, &ws), 0);
+        size_t n = cc->n_params;
+        float *gd = malloc(n * sizeof(float)), *gs = malloc(n * sizeof(float));
+        float *xd = malloc(sizeof(float) * B * D);
+        uint64_t *since = calloc((size_t)H, sizeof *since);
+        for (int j = 0; j < H; j += 3)
+            since[j] = 1u << 30; /* some dead latents so AuxK runs too */
+        cc->cfg.dead_tokens = 1000;
+        cc->cfg.k_aux = 8;
+        ct_cc_losses ld = {0}, ls = {0};
+        ct_cc_lossopt o = CT_CC_LOSSOPT_INIT;
+        o.lambda = 1.3f;
+        o.k = 1;
+        o.since_fired = type == CT_CC_BATCHTOPK ? since : NULL;
+        o.path = CT_CC_PATH_DENSE;
+        ck_assert_int_eq(ct_cc_forward_backward(cc, X, B, &o, ws, &ld, gd), 0);
+        memcpy(xd, ct_cc_workspace_xhat(ws), sizeof(float) * B * D);
+        o.path = CT_CC_PATH_SPARSE;
+        ck_assert_int_eq(ct_cc_forward_backward(cc, X, B, &o, ws, &ls, gs), 0);
+        ck_assert(!ld.sparse && ls.sparse);
+        if (type == CT_CC_L1)
+            ck_assert(ld.density > 0.02 && ld.density < 0.3);
+        ck_assert(ld.l0 == ls.l0);
+        if (type == CT_CC_BATCHTOPK) {
+            ck_assert_int_gt(ld.n_dead, 0);
+            ck_assert_int_eq(ld.n_dead, ls.n_dead);
+            ck_assert(ld.aux > 0);
+        }
+        /* Tolerance: both paths sum the same products in different orders in fp32, so
+         * they agree to a few ulps of the largest term: 1e-5 relative to the max. */
+        ck_assert(fabs(ld.loss - ls.loss) <= 1e-5 * fabs(ld.loss));
+        ck_assert(fabs(ld.aux - ls.aux) <= 1e-5 * fmax(1, ld.aux));
+        const float *xs = ct_cc_workspace_xhat(ws);
+        double xm = maxabs(xd, (size_t)B * D);
+        for (int i = 0; i < B * D; i++)
+            ck_assert(fabs(xd[i] - xs[i]) <= 1e-5 * xm);
+        ct_cc_params pd, ps;
+        ct_cc_params_bind(gd, M, d, H, &pd);
+        ct_cc_params_bind(gs, M, d, H, &ps);
+        struct { const char *name; const float *a, *b; size_t n; } parts[] = {
+            {"W_enc", pd.W_enc, ps.W_enc, (size_t)D * H}, {"b_enc", pd.b_enc, ps.b_enc, (size_t)H},
+            {"W_dec", pd.W_dec, ps.W_dec, (size_t)H * D}, {"b_dec", pd.b_dec, ps.b_dec, (size_t)D}};
+        for (int p = 0; p < 4; p++) {
+            double m = maxabs(parts[p].a, parts[p].n);
+            ck_assert_msg(m > 0, "%s gradient is zero", parts[p].name);
+            for (size_t i = 0; i < parts[p].n; i++)
+                ck_assert_msg(fabs(parts[p].a[i] - parts[p].b[i]) <= 1e-5 * m, "%s[%zu]: dense %.9g sparse %.9g",
+                              parts[p].name, i, parts[p].a[i], parts[p].b[i]);
+        }
+        free(gd);
+        free(gs);
+        free(xd);
+        free(since);
+        ct_cc_workspace_free(ws);
+        ct_cc_free(cc);
+    }
+    free(X);
+}
+END_TEST
+
+START_TEST(gathers_match_loops)
+{
+    int B = 23, H = 41, D = 19;
+    float *F = malloc(sizeof(float) * B * H), *A = malloc(sizeof(float) * B * D);
+    fill_normal(F, (size_t)B * H, 1.0, 2);
+    fill_normal(A, (size_t)B * D, 1.0, 3);
+    for (int e = 0; e < B * H; e++)
+        if (F[e] < 0.8f)
+            F[e] = 0; /* ~20% active */
+    ct_cck_csr a = {0};
+    ct_cck_csc c = {0};
+    ck_assert_int_eq(ct_cck_csr_from_dense(F, B, H, &a), 0);
+    ck_assert_int_eq(ct_cck_csc_from_csr(&a, &c), 0);
+    size_t nnz = 0;
+    for (int e = 0; e < B * H; e++)
+        nnz += F[e] > 0;
+    ck_assert_uint_eq(a.nnz, nnz);
+    for (int j = 0; j < H; j++)
+        for (size_t k = c.col_ptr[j]; k < c.col_ptr[j + 1]; k++) {
+            ck_assert_int_eq(a.col[c.pos[k]], j);
+            ck_assert(a.val[c.pos[k]] == F[c.row[k] * H + j]);
+            if (k > c.col_ptr[j])
+                ck_assert_int_lt(c.row[k - 1], c.row[k]);
+        }
+    float *rows = malloc(sizeof(float) * H * D), *cols = malloc(sizeof(float) * D * H);
+    float *cs = malloc(sizeof(float) * H);
+    ct_cck_gather_rows(&c, a.val, A, D, rows, 0);
+    ct_cck_gather_cols(&c, a.val, A, D, cols, cs, 0);
+    for (int j = 0; j < H; j++) {
+        double s = 0;
+        for (int b = 0; b < B; b++)
+            s += F[b * H + j];
+        ck_assert(fabs(cs[j] - s) <= 1e-5 * fmax(1, fabs(s)));
+        for (int i = 0; i < D; i++) {
+            double r = 0;
+            for (int b = 0; b < B; b++)
+                r += (double)F[b * H + j] * A[b * D + i];
+            ck_assert(fabs(rows[j * D + i] - r) <= 1e-5 * fmax(1, fabs(r)));
+            ck_assert(rows[j * D + i] == cols[i * H + j]); /* same sums, same order */
+        }
+    }
+    /* accumulate adds */
+    float *rows2 = malloc(sizeof(float) * H * D);
+    memcpy(rows2, rows, sizeof(float) * H * D);
+    ct_cck_gather_rows(&c, a.val, A, D, rows2, 1);
+    for (int i = 0; i < H * D; i++)
+        ck_assert(fabsf(rows2[i] - 2 * rows[i]) <= 1e-5f * fmaxf(1, fabsf(rows[i])));
+    /* sddmm */
+    float *W = malloc(sizeof(float) * H * D), *out = malloc(sizeof(float) * a.nnz);
+    fill_normal(W, (size_t)H * D, 1.0, 4);
+    ct_cck_sddmm(&a, A, W, D, NULL, out);
+    for (int b = 0; b < B; b++)
+        for (size_t e = a.row_ptr[b]; e < a.row_ptr[b + 1]; e++) {
+            double s = 0;
+            for (int i = 0; i < D; i++)
+                s += (double)A[b * D + i] * W[a.col[e] * D + i];
+            ck_assert(fabs(out[e] - s) <= 1e-5 * fmax(1, fabs(s)));
+        }
+    ct_cck_csr_free(&a);
+    ct_cck_csc_free(&c);
+    free(F);
+    free(A);
+    free(rows);
+    free(rows2);
+    free(cols);
+    free(cs);
+    free(W);
+    free(out);
+}
+END_TEST
+
+START_TEST(reductions_do_not_depend_on_threads)
+{
+    size_t n = 1000003;
+    float *x = malloc(n * sizeof(float));
+    fill_normal(x, n, 1.0, 8);
+    int saved = omp_get_max_threads();
+    omp_set_num_threads(1);
+    double s1 = ct_cck_sumsq(x, n);
+    omp_set_num_threads(3);
+    double s3 = ct_cck_sumsq(x, n);
+    omp_set_num_threads(saved);
+    ck_assert(s1 == s3);
+    double ref = 0;
+    for (size_t i = 0; i < n; i++)
+        ref += (double)x[i] * x[i];
+    ck_assert(fabs(s1 - ref) <= 1e-12 * ref);
+    free(x);
+}
+END_TEST
+
+START_TEST(adam_kernel_matches_formula)
+{
+    size_t n = 1000;
+    float *p = malloc(n * 4), *g = malloc(n * 4), *m = calloc(n, 4), *v = calloc(n, 4);
+    fill_normal(p, n, 1.0, 1);
+    fill_normal(g, n, 1.0, 2);
+    double *pd = malloc(n * 8), *md = calloc(n, 8), *vd = calloc(n, 8);
+    for (size_t i = 0; i < n; i++)
+        pd[i] = p[i];
+    for (long t = 1; t <= 5; t++) {
+        ct_cck_adam(p, g, m, v, n, 0.5f, 1e-3, 0.9, 0.999, 1e-8, t);
+        for (size_t i = 0; i < n; i++) {
+            double gi = 0.5 * g[i];
+            md[i] = 0.9 * md[i] + 0.1 * gi;
+            vd[i] = 0.999 * vd[i] + 0.001 * gi * gi;
+            pd[i] -= 1e-3 * (md[i] / (1 - pow(0.9, t))) / (sqrt(vd[i] / (1 - pow(0.999, t))) + 1e-8);
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        ck_assert(fabs(p[i] - pd[i]) <= 1e-6);
+    free(p);
+    free(g);
+    free(m);
+    free(v);
+    free(pd);
+    free(md);
+    free(vd);
+}
+END_TEST
+
+START_TEST(batchtopk_selection_matches_sort)
+{
+    int M = 2, d = 8, H = 50, B = 20;
+    int D = M * d;
+    float *X = malloc(sizeof(float) * B * D);
+    fill_normal(X, (size_t)B * D, 1.0, 4);
+    ct_crosscoder *cc = model_with_density(CT_CC_BATCHTOPK, M, d, H, X, B, 0.5);
+    /* Duplicate a latent so exact ties at the boundary occur. */
+    for (int i = 0; i < D; i++)
+        cc->p.W_enc[(size_t)i * H + 1] = cc->p.W_enc[(size_t)i * H + 0];
+    cc->p.b_enc[1] = cc->p.b_enc[0];
+    memcpy(cc->p.W_dec + D, cc->p.W_dec, sizeof(float) * D);
+    ct_cc_workspace *ws;
+    ck_assert_int_eq(ct_cc_workspace_create(&cc->cfg, B, &ws), 0);
+    double *P = malloc(sizeof(double) * cc->n_params), *Xd = malloc(sizeof(double) * B * D);
+    double *fr = malloc(sizeof(double) * B * H);
+    for (size_t i = 0; i < cc->n_params; i++)
+        P[i] = cc->mem[i];
+    for (int i = 0; i < B * D; i++)
+        Xd[i] = X[i];
+    for (int k = 1; k <= 30; k += 4) {
+        ct_cc_lossopt o = CT_CC_LOSSOPT_INIT;
+        o.k = k;
+        ct_cc_losses l = {0};
+        ck_assert_int_eq(ct_cc_forward_backward(cc, X, B, &o, ws, &l, NULL), 0);
+        const float *f = ct_cc_workspace_f(ws);
+        ref_cfg rc = {.M = M, .d = d, .H = H, .topk = 1, .k = k};
+        ref_out ro;
+        ref_forward(&rc, P, Xd, B, NULL, 0, &ro, NULL, fr);
+        long kept = 0, agree = 0;
+        for (int e = 0; e < B * H; e++) {
+            kept += f[e] > 0;
+            agree += (f[e] > 0) == (fr[e] > 0);
+        }
+        long npos = (long)(ro.l0 * B + 0.5);
+        ck_assert_int_eq(kept, npos);
+        ck_assert_int_le(kept, (long)k * B);
+        /* Scores agree to rounding; allow a swap at the boundary between float and
+         * double scores only. */
+        ck_assert_int_ge(agree, B * H - 2);
+        float mn = INFINITY;
+        for (int e = 0; e < B * H; e++)
+            if (f[e] > 0) {
+                float n = 0;
+                for (int m = 0; m < M; m++) {
+                    double s = 0;
+                    for (int i = 0; i < d; i++)
+                        s += pow(cc->p.W_dec[(size_t)(e % H) * D + m * d + i], 2);
+                    n += (float)sqrt(s);
+                }
+                mn = fminf(mn, f[e] * n);
+            }
+        ck_assert(fabsf(l.min_kept - mn) <= 1e-6f * mn);
+    }
+    /* Inference threshold: keep scaled activations > θ. */
+    ct_cc_lossopt o = CT_CC_LOSSOPT_INIT;
+    o.use_threshold = 1;
+    o.threshold = 0.5f;
+    ct_cc_losses l = {0};
+    ck_assert_int_eq(ct_cc_forward_backward(cc, X, B, &o, ws, &l, NULL), 0);
+    o.threshold = 1e30f;
+    ct_cc_losses l2 = {0};
+    ck_assert_int_eq(ct_cc_forward_backward(cc, X, B, &o, ws, &l2, NULL), 0);
+    ck_assert(l.l0 > 0 && l2.l0 == 0);
+    free(P);
+    free(Xd);
+    free(fr);
+    free(X);
+    ct_cc_workspace_free(ws);
+    ct_cc_free(cc);
+}
+END_TEST
+
+typedef struct {
+    ct_cc_trainer *t;
+    int n;
+    double l0[32];
+    float min_kept[32], theta[32];
+    int n_dead[32];
+    uint8_t fired[32][24];
+} topk_log;
+
+static int on_step(void *ctx, long step, const ct_cc_losses *l)
+{
+    topk_log *g = ctx;
+    g->l0[g->n] = l->l0;
+    g->min_kept[g->n] = l->min_kept;
+    g->theta[g->n] = ct_cc_trainer_model(g->t)->threshold;
+    g->n_dead[g->n] = l->n_dead;
+    memcpy(g->fired[g->n], l->fired, 24);
+    g->n++;
+    return 0;
+}
+
+START_TEST(trainer_topk_schedule_threshold_and_dead)
+{
+    int M = 2, d = 6, H = 24, B = 10, N = 200;
+    float *rows = malloc(sizeof(float) * N * M * d);
+    fill_normal(rows, (size_t)N * M * d, 1.0, 12);
+    ct_cc_config c = CT_CC_CONFIG_INIT;
+    c.type = CT_CC_BATCHTOPK;
+    c.M = M;
+    c.d = d;
+    c.H = H;
+    c.batch = B;
+    c.steps = 12;
+    c.lr = 1e-3f;
+    c.k_start = 8;
+    c.k_end = 2;
+    c.k_anneal_steps = 4;
+    c.threshold_start_step = 2;
+    c.threshold_beta = 0.5f;
+    c.dead_tokens = 3 * B;
+    c.k_aux = 3;
+    c.log_every = 0;
+    c.checkpoint_every = 0;
+    ct_cc_source s;
+    ck_assert_int_eq(ct_cc_memsource_open(rows, N, M, d, NULL, 1, 1, &s), 0);
+    ct_cc_trainer *t;
+    ck_assert_int_eq(ct_cc_trainer_create(&c, &s, NULL, NULL, &t), 0);
+    /* every pre-activation positive, so exactly k·B entries are kept */
+    for (int j = 0; j < H; j++)
+        ct_cc_trainer_model(t)->p.b_enc[j] = 50.0f;
+    topk_log g = {.t = t};
+    ct_cc_callbacks cb = {.ctx = &g, .on_step = on_step};
+    ct_cc_trainer_set_callbacks(t, &cb);
+    ck_assert_int_eq(ct_cc_trainer_run(t), 0);
+    ck_assert_int_eq(g.n, 12);
+    int want_k[12] = {8, 6, 5, 4, 2, 2, 2, 2, 2, 2, 2, 2}; /* 8, 6.5→6, 5, 3.5→4, then 2 */
+    for (int i = 0; i < 12; i++)
+        ck_assert_msg(g.l0[i] == want_k[i], "step %d: L0 %g, k %d", i, g.l0[i], want_k[i]);
+    /* θ: untouched through step 2, seeded with the first minimum at step 3, then EMA. */
+    double theta = -1;
+    uint64_t since[24] = {0};
+    int saw_dead = 0;
+    for (int i = 0; i < 12; i++) {
+        if (i > 2)
+            theta = theta < 0 ? g.min_kept[i] : 0.5 * theta + 0.5 * g.min_kept[i];
+        ck_assert_msg(fabs(g.theta[i] - theta) <= 1e-6 * fmax(1, fabs(theta)), "step %d: θ %g want %g", i,
+                      g.theta[i], theta);
+        int nd = 0;
+        for (int j = 0; j < H; j++)
+            nd += !g.fired[i][j] && since[j] + B >= 3 * (uint64_t)B;
+        ck_assert_int_eq(g.n_dead[i], nd);
+        saw_dead += nd > 0;
+        for (int j = 0; j < H; j++)
+            since[j] = g.fired[i][j] ? 0 : since[j] + B;
+    }
+    ck_assert_int_gt(saw_dead, 0);
+    ck_assert(g.theta[11] > 0);
+    ct_cc_trainer_free(t);
+    ct_cc_source_close(&s);
+    free(rows);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("crosscoder_kernels");
+    TCase *tc = tcase_create("kernels");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, sparse_matches_dense);
+    tcase_add_test(tc, gathers_match_loops);
+    tcase_add_test(tc, reductions_do_not_depend_on_threads);
+    tcase_add_test(tc, adam_kernel_matches_formula);
+    tcase_add_test(tc, batchtopk_selection_matches_sort);
+    tcase_add_test(tc, trainer_topk_schedule_threshold_and_dead);
+    suite_add_tcase(s, tc);
+    return ct_test_run(s);
+}
