@@ -1,8 +1,10 @@
 /* Blob throughput of the cache: streams an artifact (default 2 GiB) through the
  * blob writer (SHA-256, 64 MiB chunks, one durable LMDB commit per chunk), then
  * reads it back zero-copy, touching every byte (sum of 64-bit words), several times.
- * The first read maps page-cached pages into the process; later passes find them
- * mapped. Prints key=value lines; GB = 1e9 bytes.
+ * Before the first read the file's pages are dropped from the page cache
+ * (POSIX_FADV_DONTNEED), so it reads from the disk (read_cold_gb_s); the second
+ * maps page-cached pages into the process (read_first_warm_gb_s); later passes find
+ * them mapped. read_gb_s is the best warm pass. Prints key=value lines; GB = 1e9 bytes.
  *
  *   build/bench/bench_blob_throughput [--dir DIR] [--gib N] [--passes N]
  *
@@ -11,6 +13,7 @@
 #include "cache/cache.h"
 #include "common/error.h"
 
+#include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
@@ -145,17 +148,28 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    double best = 1e30, first = 0;
+    /* Data written with write(2) is clean in the page cache after the commit's
+     * fdatasync and not mapped yet, so it can be dropped. */
+    char data_path[PATH_MAX + 16];
+    snprintf(data_path, sizeof data_path, "%s/data.mdb", dir);
+    int fd = open(data_path, O_RDONLY);
+    if (fd >= 0) {
+        posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+        close(fd);
+    }
+    double best = 1e30, cold = 0, first = 0;
     uint64_t sum = 0, bytes = 0, sum0 = 0;
-    for (int p = 0; p < passes && !rc; p++) {
+    for (int p = 0; p < passes + 1 && !rc; p++) {
         t0 = now();
         rc = read_pass(c, key, &sum, &bytes);
         double t = now() - t0;
         if (p == 0) {
-            first = t;
+            cold = t;
             sum0 = sum;
+        } else if (p == 1) {
+            first = t;
         }
-        if (t < best)
+        if (p > 0 && t < best)
             best = t;
         if (sum != sum0 || bytes != total) {
             fprintf(stderr, "read pass %d: %llu bytes, sum %llx (expected %llu bytes, sum %llx)\n", p,
@@ -177,10 +191,12 @@ int main(int argc, char **argv)
     printf("passes=%d\n", passes);
     printf("checksum=%016llx\n", (unsigned long long)sum);
     printf("write_s=%.3f\n", t_write);
-    printf("read_first_s=%.3f\n", first);
+    printf("read_cold_s=%.3f\n", cold);
+    printf("read_first_warm_s=%.3f\n", first);
     printf("read_best_s=%.3f\n", best);
     printf("write_gb_s=%.3f\n", (double)total / t_write / 1e9);
-    printf("read_first_gb_s=%.3f\n", (double)total / first / 1e9);
+    printf("read_cold_gb_s=%.3f\n", (double)total / cold / 1e9);
+    printf("read_first_warm_gb_s=%.3f\n", (double)total / first / 1e9);
     printf("read_gb_s=%.3f\n", (double)total / best / 1e9);
     return 0;
 }

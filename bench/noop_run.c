@@ -19,6 +19,7 @@ static double now(void)
 
 static int run(const char *recipe, const char *cache)
 {
+    fflush(stdout);
     pid_t pid = fork();
     if (pid == 0) {
         freopen("/dev/null", "w", stdout);

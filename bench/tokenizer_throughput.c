@@ -54,7 +54,7 @@ int main(int argc, char **argv)
     double best = 0;
     for (int pass = 0; pass < passes; pass++) {
         size_t tokens = 0, lines = 0;
-        uint64_t digest = 1469598103934665603ULL; /* FNV-1a over ids: same binary, same ids */
+        uint64_t digest = 0xCBF29CE484222325ULL; /* FNV-1a over ids: same binary, same ids */
         double start = now();
         for (size_t off = 0; off < len;) {
             const char *nl = memchr(text + off, '\n', len - off);

@@ -80,7 +80,8 @@ int ct_reader_getline(ct_reader *r, const char **line, size_t *len)
         if (r->eof)
             return 0;
         /* compact, grow, refill */
-        memmove(r->buf, r->buf + r->start, r->end - r->start);
+        if (r->start)
+            memmove(r->buf, r->buf + r->start, r->end - r->start);
         r->end -= r->start;
         r->start = 0;
         if (r->cap - r->end < (1 << 16) + 1) {

@@ -413,6 +413,24 @@ static void load_previous(ct_plan *p)
     ct_error_clear(); /* a missing or unreadable manifest only loses explanations */
 }
 
+/* Recipe sections and the step kinds that plan them: a section whose kind this build
+ * lacks is reported by `plan` and `run` instead of being silently ignored. */
+static void note_unplanned_sections(ct_plan *p)
+{
+    static const struct {
+        const char *section, *kind;
+    } planned_by[] = {
+        {"pretrain", "pretrain"},   {"corpus", "tokenize"}, {"tuples", "train"},
+        {"tasks", "accuracy"},      {"tasks", "attribute"},
+    };
+    for (size_t i = 0; i < sizeof planned_by / sizeof *planned_by; i++) {
+        json_t *v = ct_recipe_get(p->recipe, planned_by[i].section);
+        if (v && !(json_is_array(v) && json_array_size(v) == 0) && !ct_step_find(planned_by[i].kind))
+            ct_plan_note(p, "section '%s' is not planned: this build has no '%s' step kind",
+                         planned_by[i].section, planned_by[i].kind);
+    }
+}
+
 int ct_plan_build(const ct_recipe *recipe, ct_cache *cache, ct_plan **out)
 {
     ct_plan *p = calloc(1, sizeof *p);
@@ -432,6 +450,7 @@ int ct_plan_build(const ct_recipe *recipe, ct_cache *cache, ct_plan **out)
             return rc;
         }
     }
+    note_unplanned_sections(p);
     for (size_t i = 0; i < p->n; i++) {
         node *n = &p->nodes[i];
         n->pub.cached = n->source_path ? 1 : cache && ct_cache_get(cache, n->key, NULL) == 0;

@@ -16,12 +16,15 @@
 #define QTILE 64
 
 /* softmax of s[0..n) in place after adding slope*j; zero s[n..ld) */
+__attribute__((target_clones("avx512f", "avx2", "default")))
 static void softmax_row(float *s, int n, int ld, float slope)
 {
     float mx = -INFINITY;
     if (slope != 0.0f)
+#pragma omp simd
         for (int j = 0; j < n; j++)
             s[j] += slope * (float)j;
+#pragma omp simd reduction(max : mx)
     for (int j = 0; j < n; j++)
         mx = s[j] > mx ? s[j] : mx;
     float sum = 0.0f;

@@ -3,8 +3,8 @@
  *
  * Determinism: every parallel loop writes disjoint outputs, each computed in a fixed
  * order, so no result depends on which thread ran what; float sums across threads are
- * never combined with atomics. OpenBLAS SGEMM splits only the M/N dimensions across
- * its threads, so it is reproducible for a fixed thread count. */
+ * never combined with atomics. SGEMMs are split over output blocks only (sgemm_par), so
+ * they are reproducible for a fixed thread count. */
 #include "kernels/crosscoder_kernels.h"
 
 #include "common/error.h"
@@ -140,14 +140,52 @@ void ct_cck_fpmode_restore(void)
     fpmode_restore_one();
 }
 
+
+/* SGEMM parallelised by OpenMP over blocks of the output, each block one
+ * single-threaded OpenBLAS call. OpenBLAS's own pthread pool keeps its workers
+ * spinning for a while after every call; interleaved with OpenMP loops on the same
+ * cores the two pools steal time from each other (elementwise passes ran 10-20x slower
+ * in measurements), so all threading here goes through OpenMP and OpenBLAS runs at one
+ * thread for the duration. Each output element is still reduced over K by one call in
+ * one order. */
+static void sgemm_par(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, float alpha,
+                      const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+    int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
+    int saved = openblas_get_num_threads();
+    if (saved != 1)
+        openblas_set_num_threads(1);
+    if (nt <= 1 || (M < 64 && N < 64)) {
+        cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    } else {
+        int split_n = N >= M;
+        int len = split_n ? N : M;
+        int chunk = (len + nt - 1) / nt;
+        chunk = (chunk + 15) / 16 * 16;
+        int nchunks = (len + chunk - 1) / chunk;
+#pragma omp parallel for schedule(static) num_threads(nt)
+        for (int t = 0; t < nchunks; t++) {
+            int o = t * chunk, n = len - o < chunk ? len - o : chunk;
+            if (split_n) {
+                const float *Bp = tb == CblasNoTrans ? B + o : B + (size_t)o * ldb;
+                cblas_sgemm(CblasRowMajor, ta, tb, M, n, K, alpha, A, lda, Bp, ldb, beta, C + o, ldc);
+            } else {
+                const float *Ap = ta == CblasNoTrans ? A + (size_t)o * lda : A + o;
+                cblas_sgemm(CblasRowMajor, ta, tb, n, N, K, alpha, Ap, lda, B, ldb, beta, C + (size_t)o * ldc, ldc);
+            }
+        }
+    }
+    if (saved != 1)
+        openblas_set_num_threads(saved);
+}
+
 void ct_cck_encode(const float *X, const float *W_enc, const float *b_enc, float *pre,
                    int B, int D, int H)
 {
 #pragma omp parallel for schedule(static)
     for (int b = 0; b < B; b++)
         memcpy(pre + (size_t)b * H, b_enc, (size_t)H * sizeof(float));
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, H, D, 1.0f, X, D, W_enc, H, 1.0f,
-                pre, H);
+    sgemm_par(CblasNoTrans, CblasNoTrans, B, H, D, 1.0f, X, D, W_enc, H, 1.0f, pre, H);
 }
 
 void ct_cck_relu(float *F, size_t n)
@@ -167,8 +205,7 @@ void ct_cck_decode_dense(const float *F, const float *W_dec, const float *b_dec,
         else
             memset(Xh + (size_t)b * D, 0, (size_t)D * sizeof(float));
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, D, H, 1.0f, F, H, W_dec, D, 1.0f,
-                Xh, D);
+    sgemm_par(CblasNoTrans, CblasNoTrans, B, D, H, 1.0f, F, H, W_dec, D, 1.0f, Xh, D);
 }
 
 int ct_cck_csr_from_dense(const float *F, int B, int H, ct_cck_csr *out)
@@ -334,20 +371,17 @@ void ct_cck_gather_cols(const ct_cck_csc *c, const float *vals, const float *A, 
 
 void ct_cck_grad_f_dense(const float *G, const float *W_dec, float *dF, int B, int D, int H)
 {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, H, D, 1.0f, G, D, W_dec, D, 0.0f,
-                dF, H);
+    sgemm_par(CblasNoTrans, CblasTrans, B, H, D, 1.0f, G, D, W_dec, D, 0.0f, dF, H);
 }
 
 void ct_cck_grad_dec_dense(const float *F, const float *G, float *dW_dec, int B, int H, int D)
 {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, H, D, B, 1.0f, F, H, G, D, 0.0f,
-                dW_dec, D);
+    sgemm_par(CblasTrans, CblasNoTrans, H, D, B, 1.0f, F, H, G, D, 0.0f, dW_dec, D);
 }
 
 void ct_cck_grad_enc_dense(const float *X, const float *dPre, float *dW_enc, int B, int D, int H)
 {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, D, H, B, 1.0f, X, D, dPre, H, 0.0f,
-                dW_enc, H);
+    sgemm_par(CblasTrans, CblasNoTrans, D, H, B, 1.0f, X, D, dPre, H, 0.0f, dW_enc, H);
 }
 
 #define CT_CCK_COLBLOCK 256

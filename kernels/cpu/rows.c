@@ -32,6 +32,7 @@ void ct_kcpu_scatter_add_rows(float *dst, const float *src, const int32_t *rows,
     }
 }
 
+__attribute__((target_clones("avx512f", "avx2", "default")))
 static float row_logsumexp(const float *x, int V)
 {
     float mx = x[0];

@@ -277,6 +277,45 @@ START_TEST(hf_variants)
 }
 END_TEST
 
+/* The whole English corpus sample (9.5 MB of Gutenberg paragraphs), one encode per line:
+ * token count and FNV-1a 64 of the ids equal what the reference library gives. */
+START_TEST(english_corpus_matches_reference)
+{
+    char p[PATH_MAX], *ref_text, *text;
+    size_t ref_len, len;
+    ck_assert_int_eq(ct_read_file(ct_test_src(p, sizeof p, FIX "vectors/corpus-en-neox.json"), &ref_text, &ref_len), 0);
+    json_t *ref = json_loadb(ref_text, ref_len, 0, NULL);
+    ck_assert_ptr_nonnull(ref);
+    free(ref_text);
+    ck_assert_int_eq(ct_read_file(ct_test_src(p, sizeof p, "tests/fixtures/corpus/en_sample.txt.zst"), &text, &len), 0);
+    ck_assert_uint_eq(len, (size_t)json_integer_value(json_object_get(ref, "bytes")));
+    ct_tokenizer *t = load(FIX "gpt-neox-20b/20B_tokenizer.json.zst");
+    uint64_t h = 0xCBF29CE484222325ULL;
+    size_t tokens = 0, lines = 0;
+    for (size_t off = 0; off < len;) {
+        const char *nl = memchr(text + off, '\n', len - off);
+        size_t end = nl ? (size_t)(nl - text) + 1 : len;
+        int32_t *ids;
+        size_t n;
+        ck_assert_int_eq(ct_tok_encode(t, text + off, end - off, &ids, &n), 0);
+        for (size_t i = 0; i < n; i++)
+            h = (h ^ (uint32_t)ids[i]) * 0x100000001B3ULL;
+        tokens += n;
+        lines++;
+        free(ids);
+        off = end;
+    }
+    char hex[17];
+    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)h);
+    ck_assert_uint_eq(lines, (size_t)json_integer_value(json_object_get(ref, "lines")));
+    ck_assert_uint_eq(tokens, (size_t)json_integer_value(json_object_get(ref, "tokens")));
+    ck_assert_str_eq(hex, json_string_value(json_object_get(ref, "ids_fnv1a")));
+    json_decref(ref);
+    free(text);
+    ct_tok_free(t);
+}
+END_TEST
+
 START_TEST(lookups_and_sizes)
 {
     ct_tokenizer *t = load(FIX "gpt-neox-20b/20B_tokenizer.json.zst");
@@ -379,40 +418,79 @@ static void expect_load_error(const char *json, int code, const char *needle)
 }
 
 #define VOCAB "\"vocab\": {\"a\": 0, \"b\": 1, \"ab\": 2}"
-START_TEST(malformed_files)
+#define BPE_OK "{\"model\": {\"type\": \"BPE\", " VOCAB ", \"merges\": [\"a b\"]}"
+
+START_TEST(malformed_unknown_model_type)
 {
-    expect_load_error("{\"model\": {\"type\": \"WordPiece\", " VOCAB "}}", CT_EFORMAT, "WordPiece");
-    expect_load_error("{\"model\": {\"type\": \"Unigram\", \"vocab\": [[\"a\", 0.0]]}}", CT_EFORMAT, "Unigram");
-    expect_load_error("{\"model\": {\"type\": \"BPE\", \"merges\": []}}", CT_EINVAL, "vocab");
-    expect_load_error("{\"model\": {\"type\": \"BPE\", " VOCAB "}}", CT_EINVAL, "merges");
+    expect_load_error("{\"model\": {\"type\": \"WordPiece\", " VOCAB "}}", CT_EFORMAT, "model type \"WordPiece\"");
+    expect_load_error("{\"model\": {\"type\": \"Unigram\", \"vocab\": [[\"a\", 0.0]]}}", CT_EFORMAT, "\"Unigram\"");
+    expect_load_error("{\"model\": {\"vocab\": {}}}", CT_EFORMAT, "only BPE");
+}
+END_TEST
+
+START_TEST(malformed_missing_vocab)
+{
+    expect_load_error("{\"model\": {\"type\": \"BPE\", \"merges\": []}}", CT_EINVAL, "model.vocab is missing");
+    expect_load_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": \"x\"}, \"merges\": []}}", CT_EINVAL,
+                      "not an integer");
+    expect_load_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 99999999}, \"merges\": []}}", CT_EINVAL,
+                      "not a valid id");
+    expect_load_error("{\"normalizer\": null}", CT_EINVAL, "\"model\" is missing");
+}
+END_TEST
+
+START_TEST(malformed_bad_merges)
+{
+    expect_load_error("{\"model\": {\"type\": \"BPE\", " VOCAB "}}", CT_EINVAL, "model.merges is missing");
     expect_load_error("{\"model\": {\"type\": \"BPE\", " VOCAB ", \"merges\": [\"a c\"]}}", CT_EINVAL,
                       "\"c\" is not in the vocabulary");
     expect_load_error("{\"model\": {\"type\": \"BPE\", " VOCAB ", \"merges\": [\"ab\"]}}", CT_EINVAL,
-                      "merges[0]");
+                      "merges[0] \"ab\" is not two tokens");
+    expect_load_error("{\"model\": {\"type\": \"BPE\", " VOCAB ", \"merges\": [\"a b\", \"a b b\"]}}", CT_EINVAL,
+                      "merges[1]");
     expect_load_error("{\"model\": {\"type\": \"BPE\", " VOCAB ", \"merges\": [\"b a\"]}}", CT_EINVAL,
                       "merged token \"ba\"");
     expect_load_error("{\"model\": {\"type\": \"BPE\", " VOCAB ", \"merges\": [42]}}", CT_EINVAL, "merges[0]");
-    expect_load_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": \"x\"}, \"merges\": []}}", CT_EINVAL,
-                      "not an integer");
-    expect_load_error("{\"model\": {\"type\": \"BPE\", " VOCAB ", \"merges\": [\"a b\"]}, ", CT_EINVAL,
-                      "not valid JSON");
+    expect_load_error("{\"model\": {\"type\": \"BPE\", " VOCAB ", \"merges\": [[\"a\"]]}}", CT_EINVAL, "merges[0]");
+}
+END_TEST
+
+START_TEST(malformed_not_json)
+{
+    expect_load_error(BPE_OK ", ", CT_EINVAL, "not valid JSON");
+    expect_load_error("", CT_EINVAL, "not valid JSON");
     expect_load_error("[1, 2]", CT_EINVAL, "not a JSON object");
-    expect_load_error("{\"model\": {\"type\": \"BPE\", " VOCAB ", \"merges\": []}, \"normalizer\": {\"type\": \"NFKC\"}}",
-                      CT_EFORMAT, "NFKC");
-    expect_load_error("{\"model\": {\"type\": \"BPE\", " VOCAB ", \"merges\": []}, \"pre_tokenizer\": {\"type\": \"Metaspace\"}}",
-                      CT_EFORMAT, "Metaspace");
-    expect_load_error("{\"model\": {\"type\": \"BPE\", " VOCAB ", \"merges\": [], \"dropout\": 0.1}}", CT_EFORMAT,
-                      "dropout");
-    expect_load_error("{\"model\": {\"type\": \"BPE\", " VOCAB ", \"merges\": []}, \"pre_tokenizer\": "
-                      "{\"type\": \"Split\", \"pattern\": {\"Regex\": \"(\"}, \"behavior\": \"Isolated\"}}",
-                      CT_EFORMAT, "Split pattern");
     char dir[PATH_MAX], path[PATH_MAX + 32];
     ct_test_tmpdir(dir, sizeof dir, "tok");
     snprintf(path, sizeof path, "%s/missing.json", dir);
     ct_tokenizer *t;
     ck_assert_int_eq(ct_tok_load(path, &t), CT_EIO);
     ck_assert_ptr_nonnull(strstr(ct_error_message(), "missing.json"));
+    /* The same content from a plain file loads. */
+    snprintf(path, sizeof path, "%s/ok.json", dir);
+    const char *ok = BPE_OK "}";
+    ck_assert_int_eq(ct_write_file_atomic(path, ok, strlen(ok)), 0);
+    ck_assert_int_eq(ct_tok_load(path, &t), 0);
+    ck_assert_int_eq(ct_tok_token_id(t, "ab"), 2);
+    ct_tok_free(t);
+    unlink(path);
     rmdir(dir);
+}
+END_TEST
+
+START_TEST(unsupported_parts)
+{
+    expect_load_error(BPE_OK ", \"normalizer\": {\"type\": \"NFKC\"}}", CT_EFORMAT, "normalizer type \"NFKC\"");
+    expect_load_error(BPE_OK ", \"pre_tokenizer\": {\"type\": \"Metaspace\"}}", CT_EFORMAT,
+                      "pre_tokenizer type \"Metaspace\"");
+    expect_load_error(BPE_OK ", \"decoder\": {\"type\": \"WordPiece\"}}", CT_EFORMAT, "decoder type \"WordPiece\"");
+    expect_load_error("{\"model\": {\"type\": \"BPE\", " VOCAB ", \"merges\": [], \"dropout\": 0.1}}", CT_EFORMAT,
+                      "dropout");
+    expect_load_error(BPE_OK ", \"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": {\"Regex\": \"(\"}, "
+                      "\"behavior\": \"Isolated\"}}", CT_EFORMAT, "Split pattern");
+    expect_load_error(BPE_OK ", \"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": {\"Regex\": \"a\"}, "
+                      "\"behavior\": \"Sideways\"}}", CT_EFORMAT, "behavior \"Sideways\"");
+    expect_load_error(BPE_OK ", \"version\": \"2.0\"}", CT_EFORMAT, "version");
 }
 END_TEST
 
@@ -630,10 +708,15 @@ int main(void)
     tcase_add_test(tc, llama_cpp_neox_and_gpt2);
     tcase_add_loop_test(tc, hf_vectors, 0, (int)(sizeof sets / sizeof sets[0]));
     tcase_add_test(tc, hf_variants);
+    tcase_add_test(tc, english_corpus_matches_reference);
     tcase_add_test(tc, lookups_and_sizes);
     tcase_add_test(tc, nfc_examples);
     tcase_add_test(tc, oniguruma_translation);
-    tcase_add_test(tc, malformed_files);
+    tcase_add_test(tc, malformed_unknown_model_type);
+    tcase_add_test(tc, malformed_missing_vocab);
+    tcase_add_test(tc, malformed_bad_merges);
+    tcase_add_test(tc, malformed_not_json);
+    tcase_add_test(tc, unsupported_parts);
     tcase_add_test(tc, small_bpe_by_hand);
     tcase_add_test(tc, random_text_round_trips);
     tcase_add_test(tc, mutated_json_never_crashes);
