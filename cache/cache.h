@@ -58,7 +58,9 @@ typedef struct {
 #define CT_CACHE_OPTIONS_INIT {NULL, 0, 0, 0, 0}
 
 /* Opens (creating if needed) the cache directory. Refuses network filesystems with
- * a message naming the filesystem and the override. */
+ * a message naming the filesystem and the override. Open a directory once per
+ * process and share the ct_cache between threads (LMDB's locks are per process);
+ * a forked child opens its own. */
 int ct_cache_open(const ct_cache_options *opts, ct_cache **out);
 /* Close every reader, writer and lock of `c` first. NULL ok. */
 void ct_cache_close(ct_cache *c);

@@ -15,6 +15,8 @@
 #define CACHE_MIN_DEFAULT_MAP ((size_t)1 << 30) /* when address space is short */
 /* Address space is the only limit on the map; stop doubling far below it. */
 #define CACHE_MAX_MAP ((size_t)1 << 46)
+/* Blob readers each hold a read transaction (MDB_NOTLS), so allow many. */
+#define CACHE_MAX_READERS 1022
 #define CACHE_CHUNK_KEY_LEN 16
 #define CACHE_ID_LEN 8
 
@@ -51,7 +53,7 @@ typedef struct {
     uint8_t sha256[32];
 } cache_blob_info;
 
-/* --- transactions (env.c) --- */
+/* --- transactions (txn.c) --- */
 int cache_txn_begin(ct_cache *c, int read_only, cache_txn *t);
 void cache_txn_abort(ct_cache *c, cache_txn *t);
 /* Returns the raw LMDB code (MDB_MAP_FULL passes through for the retry loop). */

@@ -124,7 +124,7 @@ static int reclaim_abandoned(ct_cache *c, int dry_run, ct_cache_gc_stats *st)
             st->abandoned_writes++;
             st->bytes_removed += a.bytes;
         }
-        cache_lockfile_release(path, fd, !dry_run);
+        cache_lockfile_release(path, fd, 1);
     }
     free(ids);
     return rc;

@@ -103,7 +103,7 @@ int ct_blob_next_chunk(ct_blob_reader *r, ct_blob_chunk *chunk)
     if (r->next < r->bi.chunks) {
         const uint8_t *nd;
         size_t nl;
-        if (!getenv("CT_NOPF") && get_chunk(r, r->next, &nd, &nl) == 0)
+        if (get_chunk(r, r->next, &nd, &nl) == 0)
             prefetch(nd, nl);
     }
     return 1;

@@ -129,7 +129,7 @@ static int register_pending(ct_blob_writer *w)
             w->registered = 1;
             return 0;
         }
-        cache_lockfile_release(w->lock_path, w->lock_fd, rc == ID_TAKEN);
+        cache_lockfile_release(w->lock_path, w->lock_fd, 1);
         w->lock_fd = -1;
         if (rc != ID_TAKEN)
             return rc;

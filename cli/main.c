@@ -25,6 +25,9 @@ static const command commands[] = {
     {"cache", "gc", ct_cmd_cache_gc, "delete what no recipe root reaches"},
     {"cache", "cat", ct_cmd_cache_cat, "write an entry's artifact to stdout"},
     {"cache", "roots", ct_cmd_cache_roots, "list named roots"},
+    {"bundle", "export", ct_cmd_bundle_export, "write a recipe's results as a deterministic tar.zst"},
+    {"bundle", "import", ct_cmd_bundle_import, "check a bundle and add its entries to the cache"},
+    {"bundle", "verify", ct_cmd_bundle_verify, "recompute a bundle's results and compare"},
     {"inspect", "tokenize", ct_cmd_inspect_tokenize, "tokenize JSON strings from stdin"},
 };
 

@@ -29,7 +29,7 @@ static int cmp_float(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-int ct_cc_bench_run(const ct_cc_bench_opts *o, FILE *out, double *rows_per_s)
+int ct_cc_bench_run(const ct_cc_bench_opts *o, FILE *out, ct_cc_bench_result *res)
 {
     if (o->steps < 1 || !(o->density > 0.0 && o->density <= 1.0))
         return ct_error_set(CT_EINVAL, "bench crosscoder: need steps >= 1 and density in (0, 1]");
@@ -122,8 +122,12 @@ int ct_cc_bench_run(const ct_cc_bench_opts *o, FILE *out, double *rows_per_s)
     /* Dense-equivalent rate: the five [B,D,H] products a dense step performs. */
     fprintf(out, "dense_equiv_gflops=%.2f\n", 5.0 * gemm / per * 1e-9);
     fprintf(out, "rows_per_s=%.1f\n", rps);
-    if (rows_per_s)
-        *rows_per_s = rps;
+    if (res) {
+        res->rows_per_s = rps;
+        res->sec_per_step = per;
+        res->density = dens / (double)o->steps;
+        res->sparse_steps = sparse / (double)o->steps;
+    }
 out:
     free(pre);
     free(col);

@@ -19,10 +19,16 @@ typedef struct ct_cc_bench_opts {
 #define CT_CC_BENCH_OPTS_INIT { .type = 0, .M = 2, .d = 512, .H = 4096, .batch = 1024, .steps = 20, \
                                 .density = 0.5, .threads = 0, .path = 0, .seed = 124 }
 
+typedef struct ct_cc_bench_result {
+    double rows_per_s, sec_per_step;
+    double density;       /* mean measured fraction of active latents */
+    double sparse_steps;  /* fraction of timed steps that ran the sparse kernels */
+} ct_cc_bench_result;
+
 /* Trains on N(0,1) rows from the paper's init, with b_enc set so that a fraction
  * `density` of latents is active (per latent: the negated (1 − density) quantile of its
  * pre-activation on the first batch), and prints key=value lines to `out`, the last
- * being rows_per_s=N. *rows_per_s (may be NULL) receives the figure. */
-int ct_cc_bench_run(const ct_cc_bench_opts *o, FILE *out, double *rows_per_s);
+ * being rows_per_s=N. *res (may be NULL) receives the figures. */
+int ct_cc_bench_run(const ct_cc_bench_opts *o, FILE *out, ct_cc_bench_result *res);
 
 #endif

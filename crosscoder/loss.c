@@ -136,7 +136,7 @@ void ct_cc_workspace_free(ct_cc_workspace *w)
 const float *ct_cc_workspace_xhat(const ct_cc_workspace *ws) { return ws->Xh; }
 const float *ct_cc_workspace_f(const ct_cc_workspace *ws) { return ws->F; }
 
-/* n_j = Σ_m ‖W_dec[j,m,:]‖, each norm accumulated in double. */
+/* n_j = Σ_m ‖W_dec[j,m,:]‖ (fp32 with the kernels' fixed-order dot). */
 static void decoder_norms(const float *W_dec, int H, int M, int d, const float *unfold,
                           float *nrm, float *nsum)
 {
@@ -145,10 +145,7 @@ static void decoder_norms(const float *W_dec, int H, int M, int d, const float *
         float s = 0.0f;
         for (int m = 0; m < M; m++) {
             const float *r = W_dec + ((size_t)j * M + m) * d;
-            double a = 0.0;
-            for (int i = 0; i < d; i++)
-                a += (double)r[i] * r[i];
-            nrm[(size_t)j * M + m] = (float)sqrt(a) * (unfold ? unfold[m] : 1.0f);
+            nrm[(size_t)j * M + m] = sqrtf(ct_cck_dot(r, r, d)) * (unfold ? unfold[m] : 1.0f);
             s += nrm[(size_t)j * M + m];
         }
         nsum[j] = s;
@@ -170,18 +167,18 @@ static inline uint32_t fbits(float x)
 static float batch_topk(ct_cc_workspace *w, float *F, int B, size_t K)
 {
     int H = w->H;
-    size_t n = (size_t)B * H;
     const float *ns = w->nsum;
     uint32_t *hist = w->hist;
     memset(hist, 0, 65536 * sizeof *hist);
     size_t npos = 0;
-    for (size_t e = 0; e < n; e++) {
-        float s = F[e] * ns[e % H];
-        if (s > 0.0f) {
-            hist[fbits(s) >> 16]++;
-            npos++;
+    for (int b = 0; b < B; b++)
+        for (int j = 0; j < H; j++) {
+            float s = F[(size_t)b * H + j] * ns[j];
+            if (s > 0.0f) {
+                hist[fbits(s) >> 16]++;
+                npos++;
+            }
         }
-    }
     if (npos == 0)
         return 0.0f;
     uint32_t tbits;
@@ -192,11 +189,12 @@ static float batch_topk(ct_cc_workspace *w, float *F, int B, size_t K)
         while (hist[hb] == 0)
             hb++;
         uint32_t lo = UINT32_MAX;
-        for (size_t e = 0; e < n; e++) {
-            float s = F[e] * ns[e % H];
-            if (s > 0.0f && (fbits(s) >> 16) == (uint32_t)hb && fbits(s) < lo)
-                lo = fbits(s);
-        }
+        for (int b = 0; b < B; b++)
+            for (int j = 0; j < H; j++) {
+                float s = F[(size_t)b * H + j] * ns[j];
+                if (s > 0.0f && (fbits(s) >> 16) == (uint32_t)hb && fbits(s) < lo)
+                    lo = fbits(s);
+            }
         tbits = lo;
         ties_keep = SIZE_MAX;
     } else {
@@ -206,11 +204,12 @@ static float batch_topk(ct_cc_workspace *w, float *F, int B, size_t K)
             above += hist[hb--];
         size_t r = K - above; /* entries to take from bucket hb */
         memset(hist, 0, 65536 * sizeof *hist);
-        for (size_t e = 0; e < n; e++) {
-            float s = F[e] * ns[e % H];
-            if (s > 0.0f && (fbits(s) >> 16) == (uint32_t)hb)
-                hist[fbits(s) & 0xffffu]++;
-        }
+        for (int b = 0; b < B; b++)
+            for (int j = 0; j < H; j++) {
+                float s = F[(size_t)b * H + j] * ns[j];
+                if (s > 0.0f && (fbits(s) >> 16) == (uint32_t)hb)
+                    hist[fbits(s) & 0xffffu]++;
+            }
         size_t above2 = 0;
         int lb = 65535;
         while (above2 + hist[lb] < r)
@@ -326,6 +325,32 @@ static int aux_select(ct_cc_workspace *w, const float *R, int B, int kk)
     return 0;
 }
 
+/* Per-row terms of the reconstruction loss for row b: G = 2(x̂ − x)/B, and into
+ * rowacc [Σ_d (x̂_m − x_m)², Σ_d (x_m − mean_batch x_m)²] per checkpoint, then the total. */
+static void row_terms(ct_cc_workspace *w, const float *X, int b, float g2)
+{
+    int M = w->M, d = w->d, D = w->D;
+    const float *x = X + (size_t)b * D;
+    const float *xh = w->Xh + (size_t)b * D;
+    float *g = w->G + (size_t)b * D;
+    double *ra = w->rowacc + (size_t)b * (2 * M + 1);
+    double tot = 0.0;
+    for (int m = 0; m < M; m++) {
+        double res = 0.0, var = 0.0;
+        for (int i = m * d; i < (m + 1) * d; i++) {
+            float diff = xh[i] - x[i];
+            float c = x[i] - w->mu[i];
+            g[i] = g2 * diff;
+            res += (double)diff * diff;
+            var += (double)c * c;
+        }
+        ra[2 * m] = res;
+        ra[2 * m + 1] = var;
+        tot += res;
+    }
+    ra[2 * M] = tot;
+}
+
 int ct_cc_forward_backward(const ct_crosscoder *cc, const float *X, int B,
                            const ct_cc_lossopt *opt, ct_cc_workspace *w,
                            ct_cc_losses *out, float *grad)
@@ -355,10 +380,12 @@ int ct_cc_forward_backward(const ct_crosscoder *cc, const float *X, int B,
      * raw rows selects exactly what encoding scaled rows did before folding. */
     decoder_norms(P->W_dec, H, M, d, cc->folded ? cc->scale : NULL, w->nrm, w->nsum);
     ct_cck_encode(X, P->W_enc, P->b_enc, w->F, B, D, H);
-    ct_cck_relu(w->F, BH);
-
     int want_aux = topk && grad && opt->since_fired && !opt->use_threshold && cfg->aux_coeff != 0.0f;
-    if (topk) {
+    size_t nnz;
+    if (!topk) {
+        nnz = ct_cck_relu_count(w->F, B, H, w->rowcnt);
+    } else {
+        ct_cck_relu(w->F, BH);
         if (want_aux) {
             if ((rc = lazy(&w->dF, (size_t)w->max_batch * H)))
                 goto done;
@@ -367,78 +394,85 @@ int ct_cc_forward_backward(const ct_crosscoder *cc, const float *X, int B,
         if (opt->use_threshold) {
             float th = opt->threshold;
 #pragma omp parallel for schedule(static)
-            for (size_t e = 0; e < BH; e++)
-                if (!(w->F[e] * w->nsum[e % H] > th))
-                    w->F[e] = 0.0f;
+            for (int b = 0; b < B; b++) {
+                float *r = w->F + (size_t)b * H;
+                for (int j = 0; j < H; j++)
+                    if (!(r[j] * w->nsum[j] > th))
+                        r[j] = 0.0f;
+            }
         } else {
             size_t K = (size_t)(opt->k > 0 ? opt->k : 0) * (size_t)B;
             out->min_kept = batch_topk(w, w->F, B, K);
         }
-    }
-    ct_cck_colsum(w->F, B, H, w->fsum);
-    size_t nnz = 0;
-    {
-        /* Active count per latent: f ≥ 0, so a zero column sum means never active. */
-        size_t cnt = 0;
-#pragma omp parallel for schedule(static) reduction(+ : cnt)
-        for (size_t e = 0; e < BH; e++)
-            cnt += w->F[e] > 0.0f;
-        nnz = cnt;
+        nnz = ct_cck_relu_count(w->F, B, H, w->rowcnt); /* F ≥ 0 already: counts only */
     }
     out->l0 = (double)nnz / B;
     out->density = (double)nnz / (double)BH;
-    if (fired_out)
-        for (int j = 0; j < H; j++)
-            fired_out[j] = w->fsum[j] > 0.0f;
-    if (fire_count) {
-#pragma omp parallel for schedule(static)
-        for (int j = 0; j < H; j++) {
-            uint32_t c = 0;
-            for (int b = 0; b < B; b++)
-                c += w->F[(size_t)b * H + j] > 0.0f;
-            fire_count[j] += c;
-        }
-    }
     int sparse = opt->path == CT_CC_PATH_SPARSE ||
                  (opt->path == CT_CC_PATH_AUTO && out->density < cfg->sparse_density);
     out->sparse = sparse;
-
-    if (sparse) {
-        if ((rc = ct_cck_csr_from_dense(w->F, B, H, &w->csr)))
-            goto done;
-        ct_cck_decode_sparse(&w->csr, P->W_dec, P->b_dec, w->Xh, D);
-    } else {
-        ct_cck_decode_dense(w->F, P->W_dec, P->b_dec, w->Xh, B, H, D);
-    }
-
-    /* Row pass: G, the squared error and the explained-variance terms. */
     ct_cck_colsum(X, B, D, w->mu);
     for (int i = 0; i < D; i++)
         w->mu[i] /= (float)B;
-    int RA = 2 * M + 1;
     float g2 = 2.0f / (float)B;
-#pragma omp parallel for schedule(static)
-    for (int b = 0; b < B; b++) {
-        const float *x = X + (size_t)b * D;
-        const float *xh = w->Xh + (size_t)b * D;
-        float *g = w->G + (size_t)b * D;
-        double *ra = w->rowacc + (size_t)b * RA;
-        double tot = 0.0;
-        for (int m = 0; m < M; m++) {
-            double res = 0.0, var = 0.0;
-            for (int i = m * d; i < (m + 1) * d; i++) {
-                float diff = xh[i] - x[i];
-                float c = x[i] - w->mu[i];
-                g[i] = g2 * diff;
-                res += (double)diff * diff;
-                var += (double)c * c;
+    float lambda = topk ? 0.0f : opt->lambda;
+    if (!topk)
+        for (int j = 0; j < H; j++)
+            w->addv[j] = lambda * w->nsum[j] / (float)B;
+    if (sparse) {
+        if ((rc = ct_cck_csr_fill(w->F, B, H, w->rowcnt, &w->csr)))
+            goto done;
+        if (grad && (rc = grow((void **)&w->dpre, &w->dpre_cap, w->csr.nnz, sizeof(float))))
+            goto done;
+        /* Column sums and counts from the CSR, in row order (f > 0 on every entry). */
+        memset(w->fsum, 0, (size_t)H * sizeof(float));
+        for (size_t e = 0; e < w->csr.nnz; e++)
+            w->fsum[w->csr.col[e]] += w->csr.val[e];
+        if (fire_count)
+            for (size_t e = 0; e < w->csr.nnz; e++)
+                fire_count[w->csr.col[e]]++;
+        /* One pass per row: decode, loss terms, and ∂/∂pre at the row's active entries
+         * while their decoder rows are still in cache. */
+        const ct_cck_csr *a = &w->csr;
+        const float *add = topk ? NULL : w->addv;
+#pragma omp parallel for schedule(dynamic, 8)
+        for (int b = 0; b < B; b++) {
+            float *y = w->Xh + (size_t)b * D;
+            memcpy(y, P->b_dec, (size_t)D * sizeof(float));
+            for (size_t e = a->row_ptr[b]; e < a->row_ptr[b + 1]; e++)
+                ct_cck_axpy(y, a->val[e], P->W_dec + (size_t)a->col[e] * D, D);
+            row_terms(w, X, b, g2);
+            if (grad) {
+                const float *g = w->G + (size_t)b * D;
+                for (size_t e = a->row_ptr[b]; e < a->row_ptr[b + 1]; e++) {
+                    int j = a->col[e];
+                    float v = ct_cck_dot(g, P->W_dec + (size_t)j * D, D);
+                    w->dpre[e] = add ? v + add[j] : v;
+                }
             }
-            ra[2 * m] = res;
-            ra[2 * m + 1] = var;
-            tot += res;
         }
-        ra[2 * M] = tot;
+    } else {
+        ct_cck_colsum(w->F, B, H, w->fsum);
+        if (fire_count) {
+#pragma omp parallel for schedule(static)
+            for (int j = 0; j < H; j++) {
+                uint32_t c = 0;
+                for (int b = 0; b < B; b++)
+                    c += w->F[(size_t)b * H + j] > 0.0f;
+                fire_count[j] += c;
+            }
+        }
+        ct_cck_decode_dense(w->F, P->W_dec, P->b_dec, w->Xh, B, H, D);
+#pragma omp parallel for schedule(static)
+        for (int b = 0; b < B; b++)
+            row_terms(w, X, b, g2);
     }
+    /* f ≥ 0, so a zero column sum means the latent was never active. */
+    if (fired_out)
+        for (int j = 0; j < H; j++)
+            fired_out[j] = w->fsum[j] > 0.0f;
+
+    int RA = 2 * M + 1;
     double l2 = 0.0;
     for (int m = 0; m < M && ev_out; m++)
         ev_out[m] = 0.0;
@@ -463,7 +497,6 @@ int ct_cc_forward_backward(const ct_crosscoder *cc, const float *X, int B,
     for (int j = 0; j < H; j++)
         l1 += (double)w->fsum[j] * w->nsum[j];
     out->l1 = l1 / B;
-    float lambda = topk ? 0.0f : opt->lambda;
     out->loss = out->l2 + (topk ? 0.0 : (double)lambda * out->l1);
 
     /* AuxK: dead latents, their selection from relu(pre), and the aux reconstruction. */
@@ -522,13 +555,7 @@ int ct_cc_forward_backward(const ct_crosscoder *cc, const float *X, int B,
         goto done;
     ct_cc_params gp;
     ct_cc_params_bind(grad, M, d, H, &gp);
-    if (!topk)
-        for (int j = 0; j < H; j++)
-            w->addv[j] = lambda * w->nsum[j] / (float)B;
     if (sparse) {
-        if ((rc = grow((void **)&w->dpre, &w->dpre_cap, w->csr.nnz, sizeof(float))))
-            goto done;
-        ct_cck_sddmm(&w->csr, w->G, P->W_dec, D, topk ? NULL : w->addv, w->dpre);
         if ((rc = ct_cck_csc_from_csr(&w->csr, &w->csc)))
             goto done;
         ct_cck_gather_rows(&w->csc, w->csr.val, w->G, D, gp.W_dec, 0);
@@ -537,9 +564,14 @@ int ct_cc_forward_backward(const ct_crosscoder *cc, const float *X, int B,
         if ((rc = lazy(&w->dF, (size_t)w->max_batch * H)))
             goto done;
         ct_cck_grad_f_dense(w->G, P->W_dec, w->dF, B, D, H);
+        const float *add = topk ? NULL : w->addv;
 #pragma omp parallel for schedule(static)
-        for (size_t e = 0; e < BH; e++)
-            w->dF[e] = w->F[e] > 0.0f ? w->dF[e] + (topk ? 0.0f : w->addv[e % H]) : 0.0f;
+        for (int b = 0; b < B; b++) {
+            float *g = w->dF + (size_t)b * H;
+            const float *f = w->F + (size_t)b * H;
+            for (int j = 0; j < H; j++)
+                g[j] = f[j] > 0.0f ? g[j] + (add ? add[j] : 0.0f) : 0.0f;
+        }
         ct_cck_grad_dec_dense(w->F, w->G, gp.W_dec, B, H, D);
         ct_cck_grad_enc_dense(X, w->dF, gp.W_enc, B, D, H);
         ct_cck_colsum(w->dF, B, H, gp.b_enc);

@@ -54,6 +54,11 @@ void ct_cck_relu(float *F, size_t n);
 /* Xh[B,D] = F[B,H] W_dec[H,D] (+ b_dec when not NULL) (SGEMM). */
 void ct_cck_decode_dense(const float *F, const float *W_dec, const float *b_dec, float *Xh,
                          int B, int H, int D);
+/* In place F = relu(F) over [B,H], counting positives per row into row_ptr[B+1] as
+ * CSR offsets; returns the total. */
+size_t ct_cck_relu_count(float *F, int B, int H, size_t *row_ptr);
+/* CSR of the positive entries of F given the offsets from ct_cck_relu_count. */
+int ct_cck_csr_fill(const float *F, int B, int H, const size_t *row_ptr, ct_cck_csr *out);
 /* CSR of the positive entries of F[B,H]. 0 or CT_ENOMEM. */
 int ct_cck_csr_from_dense(const float *F, int B, int H, ct_cck_csr *out);
 /* CSC view of `a`. 0 or CT_ENOMEM. */
@@ -89,6 +94,12 @@ double ct_cck_sumsq(const float *x, size_t n);
  * p -= (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps). t counts from 1. */
 void ct_cck_adam(float *p, const float *g, float *m, float *v, size_t n, float gscale,
                  double lr, double b1, double b2, double eps, long t);
+
+/* The per-element part of ct_cck_adam over one span (vectorised where the CPU allows). */
+typedef struct ct_cck_adam_coef {
+    float gscale, b1, b2, one_minus_b1, one_minus_b2, step_size, bc2_sqrt, eps;
+} ct_cck_adam_coef;
+void ct_cck_adam_span(float *p, const float *g, float *m, float *v, size_t n, const ct_cck_adam_coef *k);
 
 /* y[0..n) += a * x[0..n) and dot(x, y), vectorised with a fixed summation order. */
 void ct_cck_axpy(float *y, float a, const float *x, int n);

@@ -164,7 +164,6 @@ int ct_kern_sync(ct_kern *k)
     return 0;
 }
 
-#define CT_KERN_PUBLIC_ARGS(...) (ct_kern * k, __VA_ARGS__)
 #ifdef CT_HAVE_CUDA
 #define CT_KERN_DISPATCH(P, R, name, params, args)                                           \
     int ct_kern_##name(ct_kern *k, CT_KERN_UNPAREN params                                    \

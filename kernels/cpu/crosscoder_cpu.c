@@ -208,6 +208,45 @@ void ct_cck_decode_dense(const float *F, const float *W_dec, const float *b_dec,
     sgemm_par(CblasNoTrans, CblasNoTrans, B, D, H, 1.0f, F, H, W_dec, D, 1.0f, Xh, D);
 }
 
+size_t ct_cck_relu_count(float *F, int B, int H, size_t *row_ptr)
+{
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < B; b++) {
+        float *r = F + (size_t)b * H;
+        size_t c = 0;
+        for (int j = 0; j < H; j++) {
+            float v = r[j] > 0.0f ? r[j] : 0.0f;
+            r[j] = v;
+            c += v > 0.0f;
+        }
+        row_ptr[b + 1] = c;
+    }
+    row_ptr[0] = 0;
+    for (int b = 0; b < B; b++)
+        row_ptr[b + 1] += row_ptr[b];
+    return row_ptr[B];
+}
+
+int ct_cck_csr_fill(const float *F, int B, int H, const size_t *row_ptr, ct_cck_csr *out)
+{
+    int rc = ct_cck_csr_reserve(out, B, H, row_ptr[B]);
+    if (rc)
+        return rc;
+    memcpy(out->row_ptr, row_ptr, ((size_t)B + 1) * sizeof *row_ptr);
+    out->nnz = row_ptr[B];
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < B; b++) {
+        const float *r = F + (size_t)b * H;
+        size_t e = row_ptr[b];
+        for (int j = 0; j < H; j++)
+            if (r[j] > 0.0f) {
+                out->col[e] = j;
+                out->val[e++] = r[j];
+            }
+    }
+    return 0;
+}
+
 int ct_cck_csr_from_dense(const float *F, int B, int H, ct_cck_csr *out)
 {
     int rc = ct_cck_csr_reserve(out, B, H, 0);
@@ -310,9 +349,10 @@ void ct_cck_gather_rows(const ct_cck_csc *c, const float *vals, const float *A, 
     }
 }
 
-/* Latents per tile of the transposed gather: 16 floats fill one 64-byte line of each
- * output row, so the strided write-back touches whole cache lines. */
-#define CT_CCK_TILE 16
+/* Latents per tile of the transposed gather: 64 floats make each strided write-back a
+ * 256-byte run, so the pass over dWt touches whole cache lines and few pages per float
+ * (with 16 the page-strided writes thrashed the TLB); the tile (64·D floats) stays in L2. */
+#define CT_CCK_TILE 64
 
 void ct_cck_gather_cols(const ct_cck_csc *c, const float *vals, const float *A, int D,
                         float *dWt, float *colsum, int accumulate)
@@ -443,17 +483,16 @@ void ct_cck_adam(float *p, const float *g, float *m, float *v, size_t n, float g
     /* The scalar factors are computed in double and rounded once, as torch does with
      * Python floats; the per-element arithmetic is fp32. */
     double bc1 = 1.0 - pow(b1, (double)t), bc2 = 1.0 - pow(b2, (double)t);
-    float step_size = (float)(lr / bc1);
-    float bc2_sqrt = (float)sqrt(bc2);
-    float fb1 = (float)b1, fb2 = (float)b2, f1b1 = (float)(1.0 - b1), f1b2 = (float)(1.0 - b2);
-    float feps = (float)eps;
+    ct_cck_adam_coef k = {
+        .gscale = gscale, .b1 = (float)b1, .b2 = (float)b2, .one_minus_b1 = (float)(1.0 - b1),
+        .one_minus_b2 = (float)(1.0 - b2), .step_size = (float)(lr / bc1), .bc2_sqrt = (float)sqrt(bc2),
+        .eps = (float)eps};
+    /* Chunks of a fixed size, so each element's arithmetic is the same whatever the
+     * thread count (the vector body and scalar tail split at fixed offsets). */
+    size_t chunk = 1 << 16, nchunks = (n + chunk - 1) / chunk;
 #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) {
-        float gi = g[i] * gscale;
-        float mi = fb1 * m[i] + f1b1 * gi;
-        float vi = fb2 * v[i] + f1b2 * gi * gi;
-        m[i] = mi;
-        v[i] = vi;
-        p[i] -= step_size * (mi / (sqrtf(vi) / bc2_sqrt + feps));
+    for (size_t c = 0; c < nchunks; c++) {
+        size_t o = c * chunk, len = n - o < chunk ? n - o : chunk;
+        ct_cck_adam_span(p + o, g + o, m + o, v + o, len, &k);
     }
 }

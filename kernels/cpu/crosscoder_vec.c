@@ -2,8 +2,11 @@
  * The build targets baseline x86-64 (SSE2), so the AVX2+FMA versions are compiled with
  * a target attribute and chosen once at load time; a process always uses one of them,
  * which keeps results reproducible on a given machine. The dot product keeps four
- * independent 8-lane accumulators folded in a fixed order. */
+ * independent 8-lane accumulators folded in a fixed order. Adam is here too: without
+ * -fno-math-errno the compiler will not vectorise sqrtf, and the pass is memory-bound. */
 #include "kernels/crosscoder_kernels.h"
+
+#include <math.h>
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -74,6 +77,43 @@ __attribute__((target("avx2,fma"))) static float dot_avx2(const float *x, const 
 }
 #endif
 
+static void adam_scalar(float *p, const float *g, float *m, float *v, size_t n, const ct_cck_adam_coef *k)
+{
+    for (size_t i = 0; i < n; i++) {
+        float gi = g[i] * k->gscale;
+        float mi = k->b1 * m[i] + k->one_minus_b1 * gi;
+        float vi = k->b2 * v[i] + k->one_minus_b2 * (gi * gi);
+        m[i] = mi;
+        v[i] = vi;
+        p[i] -= k->step_size * (mi / (sqrtf(vi) / k->bc2_sqrt + k->eps));
+    }
+}
+
+#ifdef CT_CCK_HAVE_AVX2_BUILD
+/* Same operations as adam_scalar, in the same order, without FMA contraction, so the
+ * two agree bit for bit. */
+__attribute__((target("avx2"))) static void adam_avx2(float *p, const float *g, float *m, float *v, size_t n,
+                                                      const ct_cck_adam_coef *k)
+{
+    __m256 gs = _mm256_set1_ps(k->gscale), b1 = _mm256_set1_ps(k->b1), b2 = _mm256_set1_ps(k->b2);
+    __m256 c1 = _mm256_set1_ps(k->one_minus_b1), c2 = _mm256_set1_ps(k->one_minus_b2);
+    __m256 ss = _mm256_set1_ps(k->step_size), bc = _mm256_set1_ps(k->bc2_sqrt), ep = _mm256_set1_ps(k->eps);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 gi = _mm256_mul_ps(_mm256_loadu_ps(g + i), gs);
+        __m256 mi = _mm256_add_ps(_mm256_mul_ps(b1, _mm256_loadu_ps(m + i)), _mm256_mul_ps(c1, gi));
+        __m256 vi = _mm256_add_ps(_mm256_mul_ps(b2, _mm256_loadu_ps(v + i)), _mm256_mul_ps(c2, _mm256_mul_ps(gi, gi)));
+        _mm256_storeu_ps(m + i, mi);
+        _mm256_storeu_ps(v + i, vi);
+        __m256 den = _mm256_add_ps(_mm256_div_ps(_mm256_sqrt_ps(vi), bc), ep);
+        __m256 upd = _mm256_mul_ps(ss, _mm256_div_ps(mi, den));
+        _mm256_storeu_ps(p + i, _mm256_sub_ps(_mm256_loadu_ps(p + i), upd));
+    }
+    adam_scalar(p + i, g + i, m + i, v + i, n - i, k);
+}
+#endif
+
+static void (*adam_impl)(float *, const float *, float *, float *, size_t, const ct_cck_adam_coef *) = adam_scalar;
 static void (*axpy_impl)(float *, float, const float *, int) = axpy_scalar;
 static float (*dot_impl)(const float *, const float *, int) = dot_scalar;
 
@@ -84,9 +124,14 @@ __attribute__((constructor)) static void ct_cck_vec_select(void)
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
         axpy_impl = axpy_avx2;
         dot_impl = dot_avx2;
+        adam_impl = adam_avx2;
     }
 #endif
 }
 
 void ct_cck_axpy(float *y, float a, const float *x, int n) { axpy_impl(y, a, x, n); }
 float ct_cck_dot(const float *x, const float *y, int n) { return dot_impl(x, y, n); }
+void ct_cck_adam_span(float *p, const float *g, float *m, float *v, size_t n, const ct_cck_adam_coef *k)
+{
+    adam_impl(p, g, m, v, n, k);
+}

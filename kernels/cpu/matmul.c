@@ -1,15 +1,67 @@
-/* Linear layers on the CPU: OpenBLAS SGEMM, bias sums in a fixed row order. */
+/* Linear layers on the CPU: OpenBLAS SGEMM and bias sums in a fixed row order.
+ *
+ * Each OpenMP thread runs a single-threaded SGEMM on its own block of output rows or
+ * columns (OpenBLAS is held at one thread meanwhile). One thread pool for every op
+ * avoids OpenBLAS's workers and OpenMP's competing for the cores between ops, and
+ * every output element is still one dot product in one order, whatever the split. */
 #include "kernels/backend.h"
 
 #include <cblas.h>
+#include <omp.h>
+
+/* Thread t's share [b, e) of n, in multiples of `align`. */
+static void share(int n, int align, int *b, int *e)
+{
+    int nt = omp_get_num_threads(), t = omp_get_thread_num();
+    int per = (n + nt - 1) / nt;
+    per = (per + align - 1) / align * align;
+    *b = t * per < n ? t * per : n;
+    *e = *b + per < n ? *b + per : n;
+}
+
+/* C[M,N] = alpha·op(A)·op(B) + beta·C, split over M or N (whichever is larger). */
+static void gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, const float *A,
+                 int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+    if (M <= 0 || N <= 0)
+        return;
+    int saved = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+    int split_m = M >= N;
+#pragma omp parallel
+    {
+        int b, e;
+        share(split_m ? M : N, 16, &b, &e);
+        if (e > b) {
+            if (split_m)
+                cblas_sgemm(CblasRowMajor, ta, tb, e - b, N, K, 1.0f,
+                            A + (size_t)b * (ta == CblasNoTrans ? lda : 1), lda, B, ldb, beta,
+                            C + (size_t)b * ldc, ldc);
+            else
+                cblas_sgemm(CblasRowMajor, ta, tb, M, e - b, K, 1.0f, A, lda,
+                            B + (size_t)b * (tb == CblasNoTrans ? 1 : ldb), ldb, beta, C + b, ldc);
+        }
+    }
+    openblas_set_num_threads(saved);
+}
 
 void ct_kcpu_matmul_fwd(float *out, const float *inp, const float *w, const float *bias, int N,
                         int C, int OC, int accumulate)
 {
     if (N <= 0 || OC <= 0)
         return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, inp, C, w, C,
-                accumulate ? 1.0f : 0.0f, out, OC);
+    if (bias && !accumulate) {
+        /* Start from the bias and accumulate: saves SGEMM's own pass zeroing C. */
+#pragma omp parallel for schedule(static)
+        for (int n = 0; n < N; n++) {
+            float *o = out + (size_t)n * OC;
+            for (int j = 0; j < OC; j++)
+                o[j] = bias[j];
+        }
+        gemm(CblasNoTrans, CblasTrans, N, OC, C, inp, C, w, C, 1.0f, out, OC);
+        return;
+    }
+    gemm(CblasNoTrans, CblasTrans, N, OC, C, inp, C, w, C, accumulate ? 1.0f : 0.0f, out, OC);
     if (bias) {
 #pragma omp parallel for schedule(static)
         for (int n = 0; n < N; n++) {
@@ -26,11 +78,10 @@ void ct_kcpu_matmul_bwd(float *dinp, float *dw, float *dbias, const float *dout,
     if (N <= 0)
         return;
     if (dinp)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout, OC, w, C,
-                    accumulate ? 1.0f : 0.0f, dinp, C);
+        gemm(CblasNoTrans, CblasNoTrans, N, C, OC, dout, OC, w, C, accumulate ? 1.0f : 0.0f, dinp,
+             C);
     if (dw)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, inp, C,
-                    1.0f, dw, C);
+        gemm(CblasTrans, CblasNoTrans, OC, C, N, dout, OC, inp, C, 1.0f, dw, C);
     if (dbias) {
         /* Column blocks per thread, rows summed in order: independent of thread count. */
         int nb = (OC + 63) / 64;

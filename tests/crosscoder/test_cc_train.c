@@ -110,10 +110,10 @@ START_TEST(planted_features_recovered_and_classified)
     c.d = PL_D;
     c.H = 32;
     c.batch = 256;
-    c.steps = 3000;
-    c.lr = 3e-3f;
+    c.steps = 1500;
+    c.lr = 5e-3f;
     c.l1_coeff = 0.5f;
-    c.log_every = 1000;
+    c.log_every = 500;
     c.val_rows = 2048;
     c.checkpoint_every = 0;
     c.seed = 124;
@@ -165,11 +165,11 @@ START_TEST(planted_features_recovered_and_classified)
             recovered, PL_F, 100.0 * recovered / PL_F, classified, recovered);
     ck_assert_int_ge(recovered, PL_F - 1);
     ck_assert_int_eq(classified, recovered);
-    /* Metric lines: train and val every 1000 steps. */
+    /* Metric lines: train and val every 500 steps. */
     ck_assert_int_eq((int)json_array_size(lines), 6);
     json_t *last = json_array_get(lines, 5);
     ck_assert_str_eq(json_string_value(json_object_get(last, "split")), "val");
-    ck_assert_int_eq(json_integer_value(json_object_get(last, "step")), 3000);
+    ck_assert_int_eq(json_integer_value(json_object_get(last, "step")), 1500);
     json_t *ev = json_object_get(last, "ev");
     ck_assert_int_eq((int)json_array_size(ev), 2);
     ck_assert(json_real_value(json_array_get(ev, 0)) > 0.8 && json_real_value(json_array_get(ev, 1)) > 0.8);

@@ -1,0 +1,239 @@
+/* `crosstime bundle export|import|verify`. */
+#include "cli/cli.h"
+#include "cli/commands.h"
+#include "common/error.h"
+#include "common/progress.h"
+#include "pipeline/bundle/bundle.h"
+#include "pipeline/plan.h"
+#include "pipeline/runner.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char export_usage[] =
+    "usage: crosstime bundle export [RECIPE] -o FILE.tar.zst [--with artifacts|activations]...\n"
+    "                               [--keys LABEL]... [--cache DIR] [--set a.b=v]...\n"
+    "  Writes a deterministic bundle of the recipe: recipe.yaml, manifest.json (every\n"
+    "  step's key, key material and record) and the results. --with artifacts adds\n"
+    "  crosscoders and other artifacts, --with activations the activation shards.\n"
+    "  --keys LABEL (repeatable, or comma-separated) exports only those steps, each\n"
+    "  with its artifact; they must be cached. Only cached steps are exported; the\n"
+    "  others are listed as absent.\n";
+
+/* Appends the comma-separated labels of `arg`; the copies are kept in *store. */
+static int add_labels(const char *arg, char ***store, size_t *n_store, const char ***labels, size_t *n)
+{
+    char *copy = strdup(arg);
+    char **s = realloc(*store, (*n_store + 1) * sizeof *s);
+    if (!copy || !s) {
+        free(copy);
+        if (s)
+            *store = s;
+        return -1;
+    }
+    *store = s;
+    s[(*n_store)++] = copy;
+    for (char *save = NULL, *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        const char **l = realloc(*labels, (*n + 1) * sizeof *l);
+        if (!l)
+            return -1;
+        l[(*n)++] = tok;
+        *labels = l;
+    }
+    return 0;
+}
+
+int ct_cmd_bundle_export(int argc, char **argv)
+{
+    ct_cli_common c;
+    memset(&c, 0, sizeof c);
+    ct_bundle_export_options eo = CT_BUNDLE_EXPORT_OPTIONS_INIT;
+    const char *recipe_arg = NULL, *out = NULL;
+    char **store = NULL;
+    size_t n_store = 0;
+    const char **labels = NULL;
+    size_t n_labels = 0;
+    int status = 0;
+    for (int i = 1; i < argc && !status; i++) {
+        int k = ct_cli_common_option(&c, argc, argv, &i);
+        if (k < 0)
+            status = 2;
+        else if (k)
+            continue;
+        else if ((strcmp(argv[i], "-o") == 0 || strcmp(argv[i], "--output") == 0) && i + 1 < argc)
+            out = argv[++i];
+        else if (strcmp(argv[i], "--with") == 0 && i + 1 < argc) {
+            const char *w = argv[++i];
+            if (strcmp(w, "artifacts") == 0)
+                eo.with_artifacts = 1;
+            else if (strcmp(w, "activations") == 0)
+                eo.with_activations = 1;
+            else
+                status = ct_cli_usage(export_usage);
+        } else if (strcmp(argv[i], "--keys") == 0 && i + 1 < argc) {
+            if (add_labels(argv[++i], &store, &n_store, &labels, &n_labels))
+                status = 1;
+        } else if (argv[i][0] == '-' || recipe_arg)
+            status = ct_cli_usage(export_usage);
+        else
+            recipe_arg = argv[i];
+    }
+    if (!status && !out)
+        status = ct_cli_usage(export_usage);
+    ct_recipe *recipe = NULL;
+    ct_cache *cache = NULL;
+    ct_plan *plan = NULL;
+    if (!status && (ct_cli_load_recipe(&c, recipe_arg, &recipe) || ct_cli_open_cache(&c, 0, &cache) ||
+                    ct_plan_build(recipe, cache, &plan)))
+        status = ct_cli_fail();
+    if (!status) {
+        eo.labels = labels;
+        eo.n_labels = n_labels;
+        eo.sets = c.sets;
+        eo.n_sets = c.n_sets;
+        ct_bundle_export_stats st;
+        if (ct_bundle_export(plan, cache, out, &eo, &st))
+            status = ct_cli_fail();
+        else
+            ct_log("%s: %s: %zu of %zu steps with records, %zu artifacts (%llu bytes), %zu absent", out,
+                   ct_recipe_name(recipe), st.records, st.steps, st.artifacts, (unsigned long long)st.bytes,
+                   st.absent);
+    }
+    ct_plan_free(plan);
+    ct_cache_close(cache);
+    ct_recipe_free(recipe);
+    for (size_t i = 0; i < n_store; i++)
+        free(store[i]);
+    free(store);
+    free(labels);
+    ct_cli_common_free(&c);
+    return status;
+}
+
+/* Parses FILE plus the common options; `extra` handles command-specific ones. */
+static int parse_file_args(int argc, char **argv, ct_cli_common *c, const char **file, const char *usage,
+                           int (*extra)(int argc, char **argv, int *i, void *user), void *user)
+{
+    memset(c, 0, sizeof *c);
+    *file = NULL;
+    for (int i = 1; i < argc; i++) {
+        int k = ct_cli_common_option(c, argc, argv, &i);
+        if (k < 0)
+            return 2;
+        if (k)
+            continue;
+        if (extra) {
+            int e = extra(argc, argv, &i, user);
+            if (e < 0)
+                return ct_cli_usage(usage);
+            if (e)
+                continue;
+        }
+        if (argv[i][0] == '-' || *file)
+            return ct_cli_usage(usage);
+        *file = argv[i];
+    }
+    return *file ? 0 : ct_cli_usage(usage);
+}
+
+int ct_cmd_bundle_import(int argc, char **argv)
+{
+    static const char usage[] =
+        "usage: crosstime bundle import FILE [--cache DIR]\n"
+        "  Checks every member, key and digest of the bundle, then adds its artifacts to\n"
+        "  the cache (existing keys are kept) and merges them into the root\n"
+        "  recipe:<name>, which keeps what it held. Nothing is written if any check fails.\n";
+    ct_cli_common c;
+    const char *file;
+    int status = parse_file_args(argc, argv, &c, &file, usage, NULL, NULL);
+    if (status)
+        return status;
+    ct_cache *cache = NULL;
+    ct_bundle_import_stats st;
+    if (ct_cli_open_cache(&c, 0, &cache) || ct_bundle_import(file, cache, &st))
+        status = ct_cli_fail();
+    else
+        ct_log("%s: recipe %s: %zu artifacts, %zu imported, %zu already present; root recipe:%s in %s", file,
+               st.recipe, st.entries, st.imported, st.existing, st.recipe, ct_cache_dir(cache));
+    ct_cache_close(cache);
+    ct_cli_common_free(&c);
+    return status;
+}
+
+typedef struct {
+    const char *recipe, *device;
+    int jobs;
+} verify_args;
+
+static int verify_extra(int argc, char **argv, int *i, void *user)
+{
+    verify_args *v = user;
+    const char *s = argv[*i];
+    if (strcmp(s, "--recipe") == 0 || strcmp(s, "--device") == 0 || strcmp(s, "--jobs") == 0 ||
+        strcmp(s, "-j") == 0) {
+        if (*i + 1 >= argc)
+            return -1;
+        const char *val = argv[++*i];
+        if (strcmp(s, "--recipe") == 0)
+            v->recipe = val;
+        else if (strcmp(s, "--device") == 0)
+            v->device = val;
+        else if ((v->jobs = atoi(val)) < 1)
+            return -1;
+        return 1;
+    }
+    return 0;
+}
+
+static void print_outcome(const ct_bundle_verify_entry *e, void *user)
+{
+    static const char *const names[] = {"identical", "DIFFERENT", "not recomputable"};
+    (void)user;
+    printf("%-16s %.12s  %-40s %s\n", names[e->outcome], e->key_hex, e->label, e->detail);
+}
+
+int ct_cmd_bundle_verify(int argc, char **argv)
+{
+    static const char usage[] =
+        "usage: crosstime bundle verify FILE [--cache DIR] [--recipe FILE] [--jobs N]\n"
+        "                               [--device cpu|cuda]\n"
+        "  Recomputes the bundle's results in a scratch cache from their inputs (the\n"
+        "  bundle's artifacts, else the cache's entries) and compares them entry by entry:\n"
+        "  identical, different (with how many lines and bytes differ), or not\n"
+        "  recomputable (inputs absent). Exit status 1 when any result differs.\n";
+    ct_cli_common c;
+    const char *file;
+    verify_args v = {NULL, "cpu", 1};
+    int status = parse_file_args(argc, argv, &c, &file, usage, verify_extra, &v);
+    if (status)
+        return status;
+    if (strcmp(v.device, "cpu") && strcmp(v.device, "cuda")) {
+        ct_cli_common_free(&c);
+        return ct_cli_usage(usage);
+    }
+    ct_cache *cache = NULL;
+    if (ct_cli_open_cache(&c, 1, &cache)) {
+        /* No cache yet: the bundle's own artifacts are all there is. */
+        ct_log("note: no cache to read inputs from (%s)", ct_error_message());
+        cache = NULL;
+        ct_error_clear();
+    }
+    ct_bundle_verify_options vo = CT_BUNDLE_VERIFY_OPTIONS_INIT;
+    vo.cache = cache;
+    vo.recipe_path = v.recipe;
+    vo.jobs = v.jobs;
+    vo.device = v.device;
+    ct_bundle_verify_stats st;
+    ct_run_install_signal_handlers();
+    if (ct_bundle_verify(file, &vo, print_outcome, NULL, &st)) {
+        status = ct_cli_fail();
+    } else {
+        printf("%zu identical, %zu different, %zu not recomputable\n", st.identical, st.different,
+               st.not_recomputable);
+        status = st.different ? 1 : 0;
+    }
+    ct_cache_close(cache);
+    ct_cli_common_free(&c);
+    return status;
+}
