@@ -5,7 +5,8 @@
 #             [node_cache=/local/scratch/ct] [set='["crosscoder.lr=1e-4"]']
 #
 # crosstime plans the recipe (`crosstime plan --format json`): one job per step, and one
-# rule per step kind (so a profile can give each kind its own resources). Every job
+# rule per step kind, named step_<kind> (so a profile can give each kind its own
+# threads and resources: --set-threads step_train=8 --set-resources step_train:mem_mb=64000). Every job
 # works in a cache on the node's own disk (LMDB must not sit on a network filesystem):
 # it imports the bundles of its inputs, runs its one step (`crosstime run --only`), and
 # exports that step as a bundle to the shared directory `bundles/`. Bundle names carry
@@ -40,8 +41,6 @@ SETS = config.get("set", [])
 if isinstance(SETS, str):
     SETS = [SETS]
 SET_ARGS = " ".join("--set " + shlex.quote(s) for s in SETS)
-# Per step kind: {"threads": n, "resources": {...}} (see docs/slurm-profile/config.yaml).
-KIND_CONFIG = config.get("kinds", {})
 
 
 def _plan():
@@ -126,7 +125,6 @@ rule all:
 
 for _kind in sorted({s["kind"] for s in STEPS.values()}):
     _stems = sorted(STEM[label] for label, s in STEPS.items() if s["kind"] == _kind)
-    _kc = KIND_CONFIG.get(_kind, {})
 
     rule:
         name:
@@ -137,9 +135,7 @@ for _kind in sorted({s["kind"] for s in STEPS.values()}):
             os.path.join(BUNDLES, "{stem}.tar.zst"),
         wildcard_constraints:
             stem="|".join(re.escape(s) for s in _stems),
-        threads: int(_kc.get("threads", 1))
-        resources:
-            **_kc.get("resources", {}),
+        threads: 1
         params:
             cmd=job_command,
         shell:

@@ -1,7 +1,7 @@
 /* Crosscoder training throughput (rows/s) at the shapes that matter, with the
  * machine's measured SGEMM peak for scale.
  *
- *   crosscoder_train [--threads N] [--steps N] [--big-steps N] [--skip-big]
+ *   crosscoder_train [--threads N] [--steps N] [--big-steps N] [--skip-big | --only-big]
  *
  * Runs the L1 crosscoder at (M=2, d=512, H=4096, batch 1024) with densities 0.5 and
  * 0.02, and at (M=3, d=2048, H=16384, batch 4096) with density 0.02. Compare with
@@ -84,7 +84,7 @@ static int run(const char *label, int M, int d, int H, int B, double P, long ste
 
 int main(int argc, char **argv)
 {
-    int threads = 0, skip_big = 0;
+    int threads = 0, skip_big = 0, only_big = 0;
     long steps = 10, big_steps = 2;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc)
@@ -95,8 +95,10 @@ int main(int argc, char **argv)
             big_steps = atol(argv[++i]);
         else if (!strcmp(argv[i], "--skip-big"))
             skip_big = 1;
+        else if (!strcmp(argv[i], "--only-big"))
+            only_big = 1;
         else {
-            fprintf(stderr, "usage: crosscoder_train [--threads N] [--steps N] [--big-steps N] [--skip-big]\n");
+            fprintf(stderr, "usage: crosscoder_train [--threads N] [--steps N] [--big-steps N] [--skip-big | --only-big]\n");
             return 2;
         }
     }
@@ -104,8 +106,11 @@ int main(int argc, char **argv)
         threads = omp_get_max_threads();
     double peak = sgemm_peak_gflops(threads);
     printf("threads=%d\nsgemm_peak_gflops=%.2f\n", threads, peak);
-    int rc = run("l1 m=2 d=512 h=4096 batch=1024 density=0.5", 2, 512, 4096, 1024, 0.5, steps, threads, peak);
-    rc |= run("l1 m=2 d=512 h=4096 batch=1024 density=0.02", 2, 512, 4096, 1024, 0.02, steps, threads, peak);
+    int rc = 0;
+    if (!only_big) {
+        rc |= run("l1 m=2 d=512 h=4096 batch=1024 density=0.5", 2, 512, 4096, 1024, 0.5, steps, threads, peak);
+        rc |= run("l1 m=2 d=512 h=4096 batch=1024 density=0.02", 2, 512, 4096, 1024, 0.02, steps, threads, peak);
+    }
     if (!skip_big)
         rc |= run("l1 m=3 d=2048 h=16384 batch=4096 density=0.02", 3, 2048, 16384, 4096, 0.02, big_steps, threads,
                   peak);

@@ -196,12 +196,14 @@ static void print_outcome(const ct_bundle_verify_entry *e, void *user)
 int ct_cmd_bundle_verify(int argc, char **argv)
 {
     static const char usage[] =
-        "usage: crosstime bundle verify FILE [--cache DIR] [--recipe FILE] [--jobs N]\n"
-        "                               [--device cpu|cuda]\n"
+        "usage: crosstime bundle verify FILE [--cache DIR] [--recipe FILE] [--set a.b=v]...\n"
+        "                               [--jobs N] [--device cpu|cuda]\n"
         "  Recomputes the bundle's results in a scratch cache from their inputs (the\n"
         "  bundle's artifacts, else the cache's entries) and compares them entry by entry:\n"
         "  identical, different (with how many lines and bytes differ), or not\n"
-        "  recomputable (inputs absent). Exit status 1 when any result differs.\n";
+        "  recomputable (inputs absent). The recipe is the bundled one with the overrides\n"
+        "  it was exported with (--recipe FILE and --set add to that). Exit status 1 when\n"
+        "  any result differs.\n";
     ct_cli_common c;
     const char *file;
     verify_args v = {NULL, "cpu", 1};
@@ -224,6 +226,8 @@ int ct_cmd_bundle_verify(int argc, char **argv)
     vo.recipe_path = v.recipe;
     vo.jobs = v.jobs;
     vo.device = v.device;
+    vo.sets = c.sets;
+    vo.n_sets = c.n_sets;
     ct_bundle_verify_stats st;
     ct_run_install_signal_handlers();
     if (ct_bundle_verify(file, &vo, print_outcome, NULL, &st)) {

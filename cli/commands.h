@@ -14,6 +14,8 @@ int ct_cmd_cache_gc(int argc, char **argv);        /* cli/cache.c */
 int ct_cmd_cache_cat(int argc, char **argv);       /* cli/cache.c */
 int ct_cmd_cache_roots(int argc, char **argv);     /* cli/cache.c */
 int ct_cmd_inspect_tokenize(int argc, char **argv); /* cli/inspect_tokenize.c */
+int ct_cmd_tokenizer_train(int argc, char **argv); /* cli/tokenizer_train.c */
+int ct_cmd_inspect_task(int argc, char **argv);     /* cli/inspect_task.c */
 int ct_cmd_bundle_export(int argc, char **argv);   /* cli/bundle.c */
 int ct_cmd_bundle_import(int argc, char **argv);   /* cli/bundle.c */
 int ct_cmd_bundle_verify(int argc, char **argv);   /* cli/bundle.c */

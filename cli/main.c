@@ -29,6 +29,8 @@ static const command commands[] = {
     {"bundle", "import", ct_cmd_bundle_import, "check a bundle and add its entries to the cache"},
     {"bundle", "verify", ct_cmd_bundle_verify, "recompute a bundle's results and compare"},
     {"inspect", "tokenize", ct_cmd_inspect_tokenize, "tokenize JSON strings from stdin"},
+    {"tokenizer", "train", ct_cmd_tokenizer_train, "train a byte-level BPE tokenizer.json on a corpus"},
+    {"inspect", "task", ct_cmd_inspect_task, "a task's pairs, kept/dropped counts and examples; --list"},
 };
 
 static int usage(FILE *f)

@@ -56,6 +56,11 @@ int ct_cc_load(const void *buf, size_t len, const char *name, ct_crosscoder **ou
         return ct_error_set(CT_ECORRUPT, "%s: truncated crosscoder header", name);
     if ((rc = ct_cc_config_resolve(&cfg)))
         return ct_error_wrap(rc, "%s", name);
+    /* Check the payload size before allocating what the header claims. */
+    size_t np_cfg = ct_cc_param_count(cfg.M, cfg.d, cfg.H);
+    if (r.len - r.off != (size_t)cfg.M * 4 + 4 + 4 + 8 + np_cfg * 4)
+        return ct_error_set(CT_ECORRUPT, "%s: %zu payload bytes, the config implies %zu", name, r.len - r.off,
+                            (size_t)cfg.M * 4 + 16 + np_cfg * 4);
     ct_crosscoder *cc;
     if ((rc = ct_cc_create(&cfg, &cc)))
         return rc;

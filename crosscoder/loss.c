@@ -14,6 +14,10 @@
  * (the denominator is detached too, being a function of e only), and the loss adds
  * aux_coeff · AuxK; its gradient reaches W_dec and, through the selected entries, W_enc
  * and b_enc. This follows the BatchTopK crosscoder reference (dictionary_learning).
+ * Reading chosen for the BatchTopK reconstruction term: METHOD §2 defines L2 once, as
+ * the squared error summed over M·d and averaged over the batch, and that is what both
+ * models train on here (the dictionary_learning trainer differentiates the unsquared
+ * norm mean_b ‖e_b‖ instead); AuxK is added with weight aux_coeff as specified.
  *
  * Since only active latents carry gradient, the sparse path never forms the dense
  * ∂/∂f: it evaluates G·W_dec[j] only at active (b,j) and gathers the weight gradients
@@ -431,25 +435,35 @@ int ct_cc_forward_backward(const ct_crosscoder *cc, const float *X, int B,
         if (fire_count)
             for (size_t e = 0; e < w->csr.nnz; e++)
                 fire_count[w->csr.col[e]]++;
-        /* One pass per row: decode, loss terms, and ∂/∂pre at the row's active entries
-         * while their decoder rows are still in cache. */
         const ct_cck_csr *a = &w->csr;
         const float *add = topk ? NULL : w->addv;
+        if (ct_cck_sparse_chunk(H, D) == D) {
+            /* W_dec fits the cache: one pass per row — decode, loss terms, and ∂/∂pre at
+             * the row's active entries while their decoder rows are still in cache. */
 #pragma omp parallel for schedule(dynamic, 8)
-        for (int b = 0; b < B; b++) {
-            float *y = w->Xh + (size_t)b * D;
-            memcpy(y, P->b_dec, (size_t)D * sizeof(float));
-            for (size_t e = a->row_ptr[b]; e < a->row_ptr[b + 1]; e++)
-                ct_cck_axpy(y, a->val[e], P->W_dec + (size_t)a->col[e] * D, D);
-            row_terms(w, X, b, g2);
-            if (grad) {
-                const float *g = w->G + (size_t)b * D;
-                for (size_t e = a->row_ptr[b]; e < a->row_ptr[b + 1]; e++) {
-                    int j = a->col[e];
-                    float v = ct_cck_dot(g, P->W_dec + (size_t)j * D, D);
-                    w->dpre[e] = add ? v + add[j] : v;
+            for (int b = 0; b < B; b++) {
+                float *y = w->Xh + (size_t)b * D;
+                memcpy(y, P->b_dec, (size_t)D * sizeof(float));
+                for (size_t e = a->row_ptr[b]; e < a->row_ptr[b + 1]; e++)
+                    ct_cck_axpy(y, a->val[e], P->W_dec + (size_t)a->col[e] * D, D);
+                row_terms(w, X, b, g2);
+                if (grad) {
+                    const float *g = w->G + (size_t)b * D;
+                    for (size_t e = a->row_ptr[b]; e < a->row_ptr[b + 1]; e++) {
+                        int j = a->col[e];
+                        float v = ct_cck_dot(g, P->W_dec + (size_t)j * D, D);
+                        w->dpre[e] = add ? v + add[j] : v;
+                    }
                 }
             }
+        } else {
+            /* W_dec larger than the cache: the kernels walk it in column slices. */
+            ct_cck_decode_sparse(a, P->W_dec, P->b_dec, w->Xh, D);
+#pragma omp parallel for schedule(static)
+            for (int b = 0; b < B; b++)
+                row_terms(w, X, b, g2);
+            if (grad)
+                ct_cck_sddmm(a, w->G, P->W_dec, D, add, w->dpre);
         }
     } else {
         ct_cck_colsum(w->F, B, H, w->fsum);

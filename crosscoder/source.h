@@ -2,7 +2,9 @@
  * already multiplied by the normalisation factors s_m, through ct_cc_source; the
  * pipeline implements one over cached activation shards, tests use the in-memory one.
  * A source's position is a cursor (epoch, index) that the trainer saves with its state
- * and restores with seek, so a resumed run sees exactly the rows it would have seen. */
+ * and restores with seek, so a resumed run sees exactly the rows it would have seen.
+ * METHOD §1 allows any seeded shuffle with the effect of the reference's shuffled
+ * refill buffer; the in-memory source draws a fresh permutation per epoch. */
 #ifndef CT_CROSSCODER_SOURCE_H
 #define CT_CROSSCODER_SOURCE_H
 

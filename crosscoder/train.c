@@ -41,7 +41,8 @@ struct ct_cc_trainer {
     long step;
     ct_cc_callbacks cb;
     int progress;
-    /* Accumulators of the current logging interval. */
+    /* Accumulators of the current logging interval: training metrics are means over
+     * the interval's steps, each step's value computed on its own batch. */
     long acc_n;
     double acc_loss, acc_l2, acc_l1, acc_aux, acc_l0, acc_sparse;
     double *acc_ev, *ev;  /* [M] each */

@@ -1,6 +1,7 @@
-/* The two backends behind kernels.h (internal to kernels/). CPU functions cannot
- * fail; CUDA functions return 0 or a CT_E* code and take the backend's own state. The
- * argument lists mirror kernels.h without the context. */
+/* The two backends behind kernels.h (internal to kernels/). Both return 0 or a CT_E*
+ * code (CPU functions fail only when their scratch cannot be allocated); CUDA functions
+ * also take the backend's own state. The argument lists mirror kernels.h without the
+ * context. */
 #ifndef CT_KERNELS_BACKEND_H
 #define CT_KERNELS_BACKEND_H
 
@@ -64,8 +65,8 @@
       (float *loss, const float *logits, const int32_t *targets, int N, int V),              \
       (loss, logits, targets, N, V))
 
-/* CPU: void ct_kcpu_<op>(args) */
-#define CT_KERN_DECL_CPU(P, R, name, params, args) void ct_kcpu_##name params;
+/* CPU: int ct_kcpu_<op>(args) */
+#define CT_KERN_DECL_CPU(P, R, name, params, args) int ct_kcpu_##name params;
 CT_KERN_OPS(_, _, CT_KERN_DECL_CPU)
 
 #ifdef CT_HAVE_CUDA

@@ -63,6 +63,9 @@ int ct_cck_csr_fill(const float *F, int B, int H, const size_t *row_ptr, ct_cck_
 int ct_cck_csr_from_dense(const float *F, int B, int H, ct_cck_csr *out);
 /* CSC view of `a`. 0 or CT_ENOMEM. */
 int ct_cck_csc_from_csr(const ct_cck_csr *a, ct_cck_csc *out);
+/* Columns per pass that the sparse kernels use for a dense operand with `rows` rows of
+ * D floats: D when the operand fits the cache budget, else a slice that does. */
+int ct_cck_sparse_chunk(int rows, int D);
 /* Xh[b,:] = (b_dec or 0) + sum over row b of val * W_dec[col,:]. */
 void ct_cck_decode_sparse(const ct_cck_csr *a, const float *W_dec, const float *b_dec,
                           float *Xh, int D);

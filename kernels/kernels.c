@@ -170,8 +170,7 @@ int ct_kern_sync(ct_kern *k)
     {                                                                                        \
         if (k->dev == CT_DEVICE_CUDA)                                                        \
             return ct_kcuda_##name(k->cuda, CT_KERN_UNPAREN args;                            \
-        ct_kcpu_##name args;                                                                 \
-        return 0;                                                                            \
+        return ct_kcpu_##name args;                                                          \
     }
 #else
 #define CT_KERN_UNPAREN(...) __VA_ARGS__)
@@ -179,8 +178,7 @@ int ct_kern_sync(ct_kern *k)
     int ct_kern_##name(ct_kern *k, CT_KERN_UNPAREN params                                    \
     {                                                                                        \
         (void)k;                                                                             \
-        ct_kcpu_##name args;                                                                 \
-        return 0;                                                                            \
+        return ct_kcpu_##name args;                                                          \
     }
 #endif
 CT_KERN_OPS(_, _, CT_KERN_DISPATCH)

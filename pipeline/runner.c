@@ -264,6 +264,7 @@ typedef struct {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     double t0;
+    ct_progress *progress; /* the run's own line: steps done of steps to run */
 } scheduler;
 
 static void on_wait(void *user)
@@ -392,6 +393,7 @@ static void *worker(void *arg)
             s->stats->failed++;
         }
         finish_locked(s, i, rc == 0);
+        ct_progress_update(s->progress, (double)s->finished);
         pthread_cond_broadcast(&s->cond);
     }
     pthread_cond_broadcast(&s->cond);
@@ -484,6 +486,7 @@ int ct_run(ct_plan *plan, ct_cache *cache, const ct_run_options *opts_in, ct_run
         pthread_mutex_init(&s.lock, NULL);
         pthread_cond_init(&s.cond, NULL);
         int jobs = opts.jobs > 0 ? opts.jobs : 1;
+        s.progress = ct_progress_start(ct_recipe_name(ct_plan_recipe(plan)), (double)s.to_run, "steps");
         pthread_t *threads = calloc((size_t)jobs, sizeof *threads);
         int started = 0;
         for (int j = 0; j < jobs && threads; j++, started++)
@@ -494,6 +497,7 @@ int ct_run(ct_plan *plan, ct_cache *cache, const ct_run_options *opts_in, ct_run
         for (int j = 0; j < started; j++)
             pthread_join(threads[j], NULL);
         free(threads);
+        ct_progress_finish(s.progress);
         pthread_cond_destroy(&s.cond);
         pthread_mutex_destroy(&s.lock);
     }

@@ -85,19 +85,21 @@ def main():
         logits = head(lnf(h))
         return F.cross_entropy(logits[:, :-1].reshape(-1, V), ids[:, 1:].reshape(-1), reduction="none")
 
-    times = []
+    times, cpu = [], []
     with torch.no_grad():
         for it in range(a.iters + 1):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             forward()
             if it > 0:
                 times.append(time.perf_counter() - t0)
+                cpu.append(time.process_time() - c0)
     best = min(times)
     print(f"impl=pytorch-{torch.__version__}")
     print(f"threads={torch.get_num_threads()}")
     print(f"stop_at={a.stop_at}")
     print(f"forward_s_best={best:.4f}")
     print(f"forward_s_mean={sum(times) / len(times):.4f}")
+    print(f"cpu_s_best={min(cpu):.4f}")
     print(f"tokens_per_s={B * T / best:.0f}")
 
 

@@ -78,7 +78,7 @@ static void share(size_t n, size_t *b, size_t *e)
     *e = *b + per < n ? *b + per : n;
 }
 
-void ct_kcpu_gelu_fwd(float *out, const float *inp, size_t n, ct_gelu_kind kind)
+int ct_kcpu_gelu_fwd(float *out, const float *inp, size_t n, ct_gelu_kind kind)
 {
 #pragma omp parallel
     {
@@ -86,10 +86,11 @@ void ct_kcpu_gelu_fwd(float *out, const float *inp, size_t n, ct_gelu_kind kind)
         share(n, &b, &e);
         gelu_span(out + b, inp + b, e - b, kind == CT_GELU_TANH);
     }
+    return 0;
 }
 
-void ct_kcpu_gelu_bwd(float *dinp, const float *inp, const float *dout, size_t n,
-                      ct_gelu_kind kind)
+int ct_kcpu_gelu_bwd(float *dinp, const float *inp, const float *dout, size_t n,
+                     ct_gelu_kind kind)
 {
 #pragma omp parallel
     {
@@ -97,18 +98,20 @@ void ct_kcpu_gelu_bwd(float *dinp, const float *inp, const float *dout, size_t n
         share(n, &b, &e);
         gelu_bwd_span(dinp + b, inp + b, dout + b, e - b, kind == CT_GELU_TANH);
     }
+    return 0;
 }
 
-void ct_kcpu_swiglu_fwd(float *out, const float *gu, int N, int I)
+int ct_kcpu_swiglu_fwd(float *out, const float *gu, int N, int I)
 {
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
         const float *g = gu + (size_t)n * 2 * I;
         swiglu_row(out + (size_t)n * I, g, g + I, I);
     }
+    return 0;
 }
 
-void ct_kcpu_swiglu_bwd(float *dgu, const float *dout, const float *gu, int N, int I)
+int ct_kcpu_swiglu_bwd(float *dgu, const float *dout, const float *gu, int N, int I)
 {
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
@@ -116,4 +119,5 @@ void ct_kcpu_swiglu_bwd(float *dgu, const float *dout, const float *gu, int N, i
         float *dg = dgu + (size_t)n * 2 * I;
         swiglu_bwd_row(dg, dg + I, dout + (size_t)n * I, g, g + I, I);
     }
+    return 0;
 }

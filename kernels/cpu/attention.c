@@ -6,7 +6,10 @@
 #pragma GCC optimize("no-trapping-math")
 
 #include "kernels/backend.h"
+#include "common/error.h"
 #include "kernels/cpu/vecmath.h"
+
+#include "kernels/cpu/blas_threads.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -41,17 +44,20 @@ static void softmax_row(float *s, int n, int ld, float slope)
         s[j] = 0.0f;
 }
 
-void ct_kcpu_attention_fwd(float *out, float *probs, const float *q, const float *kk,
-                           const float *v, const float *slopes, int B, int T, int nh, int hd,
-                           float scale)
+int ct_kcpu_attention_fwd(float *out, float *probs, const float *q, const float *kk,
+                          const float *v, const float *slopes, int B, int T, int nh, int hd,
+                          float scale)
 {
     int C = nh * hd, ntile = (T + QTILE - 1) / QTILE;
     size_t ntask = (size_t)B * nh * ntile;
-    int saved = openblas_get_num_threads();
-    openblas_set_num_threads(1);
+    int saved = ct_blas_single_begin(), oom = 0;
 #pragma omp parallel
     {
         float *S = malloc(sizeof(float) * (size_t)QTILE * T);
+        if (!S) {
+#pragma omp atomic write
+            oom = 1;
+        }
 #pragma omp for schedule(dynamic, 1)
         for (size_t task = 0; task < ntask; task++) {
             if (!S)
@@ -78,20 +84,27 @@ void ct_kcpu_attention_fwd(float *out, float *probs, const float *q, const float
         }
         free(S);
     }
-    openblas_set_num_threads(saved);
+    ct_blas_single_end(saved);
+    if (oom)
+        return ct_error_set(CT_ENOMEM, "attention: cannot allocate %zu bytes of scratch",
+                            sizeof(float) * (size_t)QTILE * T);
+    return 0;
 }
 
-void ct_kcpu_attention_bwd(float *dq, float *dk, float *dv, const float *dout,
-                           const float *probs, const float *q, const float *kk, const float *v,
-                           int B, int T, int nh, int hd, float scale)
+int ct_kcpu_attention_bwd(float *dq, float *dk, float *dv, const float *dout,
+                          const float *probs, const float *q, const float *kk, const float *v,
+                          int B, int T, int nh, int hd, float scale)
 {
     int C = nh * hd;
     size_t nbh = (size_t)B * nh;
-    int saved = openblas_get_num_threads();
-    openblas_set_num_threads(1);
+    int saved = ct_blas_single_begin(), oom = 0;
 #pragma omp parallel
     {
         float *dS = malloc(sizeof(float) * (size_t)T * T);
+        if (!dS) {
+#pragma omp atomic write
+            oom = 1;
+        }
 #pragma omp for schedule(dynamic, 1)
         for (size_t bh = 0; bh < nbh; bh++) {
             if (!dS)
@@ -123,5 +136,9 @@ void ct_kcpu_attention_bwd(float *dq, float *dk, float *dv, const float *dout,
         }
         free(dS);
     }
-    openblas_set_num_threads(saved);
+    ct_blas_single_end(saved);
+    if (oom)
+        return ct_error_set(CT_ENOMEM, "attention backward: cannot allocate %zu bytes of scratch",
+                            sizeof(float) * (size_t)T * T);
+    return 0;
 }

@@ -307,31 +307,61 @@ int ct_cck_csc_from_csr(const ct_cck_csr *a, ct_cck_csc *out)
     return 0;
 }
 
+/* Budget for the slice of a dense operand (rows x chunk floats) that one pass of a
+ * sparse kernel keeps hot: half the L3 of the machines this was tuned on. */
+#define CT_CCK_SLICE_BYTES (16u << 20)
+
+int ct_cck_sparse_chunk(int rows, int D)
+{
+    size_t per_col = (size_t)(rows > 0 ? rows : 1) * sizeof(float);
+    if (per_col * (size_t)D <= CT_CCK_SLICE_BYTES)
+        return D;
+    size_t c = CT_CCK_SLICE_BYTES / per_col / 64 * 64;
+    if (c < 256)
+        c = 256;
+    return c < (size_t)D ? (int)c : D;
+}
+
+/* The sparse kernels below read whole rows of a dense operand per active entry. When
+ * that operand is larger than the cache they walk the columns in slices
+ * (ct_cck_sparse_chunk), so each slice of the operand is fetched from memory about once
+ * per pass instead of once per entry; a slice result is always summed in the same
+ * order, so the output is fixed for a given shape. */
 void ct_cck_decode_sparse(const ct_cck_csr *a, const float *W_dec, const float *b_dec,
                           float *Xh, int D)
 {
+    int C = ct_cck_sparse_chunk(a->cols, D);
+    for (int i0 = 0; i0 < D; i0 += C) {
+        int n = D - i0 < C ? D - i0 : C;
 #pragma omp parallel for schedule(dynamic, 16)
-    for (int b = 0; b < a->rows; b++) {
-        float *y = Xh + (size_t)b * D;
-        if (b_dec)
-            memcpy(y, b_dec, (size_t)D * sizeof(float));
-        else
-            memset(y, 0, (size_t)D * sizeof(float));
-        for (size_t e = a->row_ptr[b]; e < a->row_ptr[b + 1]; e++)
-            ct_cck_axpy(y, a->val[e], W_dec + (size_t)a->col[e] * D, D);
+        for (int b = 0; b < a->rows; b++) {
+            float *y = Xh + (size_t)b * D + i0;
+            if (b_dec)
+                memcpy(y, b_dec + i0, (size_t)n * sizeof(float));
+            else
+                memset(y, 0, (size_t)n * sizeof(float));
+            for (size_t e = a->row_ptr[b]; e < a->row_ptr[b + 1]; e++)
+                ct_cck_axpy(y, a->val[e], W_dec + (size_t)a->col[e] * D + i0, n);
+        }
     }
 }
 
 void ct_cck_sddmm(const ct_cck_csr *a, const float *G, const float *W_dec, int D,
                   const float *add, float *out)
 {
+    int C = ct_cck_sparse_chunk(a->cols, D);
+    for (int i0 = 0; i0 < D; i0 += C) {
+        int n = D - i0 < C ? D - i0 : C, last = i0 + n >= D;
 #pragma omp parallel for schedule(dynamic, 16)
-    for (int b = 0; b < a->rows; b++) {
-        const float *g = G + (size_t)b * D;
-        for (size_t e = a->row_ptr[b]; e < a->row_ptr[b + 1]; e++) {
-            int j = a->col[e];
-            float s = ct_cck_dot(g, W_dec + (size_t)j * D, D);
-            out[e] = add ? s + add[j] : s;
+        for (int b = 0; b < a->rows; b++) {
+            const float *g = G + (size_t)b * D + i0;
+            for (size_t e = a->row_ptr[b]; e < a->row_ptr[b + 1]; e++) {
+                int j = a->col[e];
+                float s = ct_cck_dot(g, W_dec + (size_t)j * D + i0, n);
+                if (i0 > 0)
+                    s = out[e] + s;
+                out[e] = last && add ? s + add[j] : s;
+            }
         }
     }
 }
@@ -339,13 +369,17 @@ void ct_cck_sddmm(const ct_cck_csr *a, const float *G, const float *W_dec, int D
 void ct_cck_gather_rows(const ct_cck_csc *c, const float *vals, const float *A, int D,
                         float *dW, int accumulate)
 {
+    int C = ct_cck_sparse_chunk(c->rows, D);
+    for (int i0 = 0; i0 < D; i0 += C) {
+        int n = D - i0 < C ? D - i0 : C;
 #pragma omp parallel for schedule(dynamic, 8)
-    for (int j = 0; j < c->cols; j++) {
-        float *y = dW + (size_t)j * D;
-        if (!accumulate)
-            memset(y, 0, (size_t)D * sizeof(float));
-        for (size_t k = c->col_ptr[j]; k < c->col_ptr[j + 1]; k++)
-            ct_cck_axpy(y, vals[c->pos[k]], A + (size_t)c->row[k] * D, D);
+        for (int j = 0; j < c->cols; j++) {
+            float *y = dW + (size_t)j * D + i0;
+            if (!accumulate)
+                memset(y, 0, (size_t)n * sizeof(float));
+            for (size_t k = c->col_ptr[j]; k < c->col_ptr[j + 1]; k++)
+                ct_cck_axpy(y, vals[c->pos[k]], A + (size_t)c->row[k] * D + i0, n);
+        }
     }
 }
 
@@ -359,53 +393,62 @@ void ct_cck_gather_cols(const ct_cck_csc *c, const float *vals, const float *A, 
 {
     int H = c->cols;
     int ntiles = (H + CT_CCK_TILE - 1) / CT_CCK_TILE;
+    int C = ct_cck_sparse_chunk(c->rows, D);
+    /* Tile rows are padded by one cache line: with a stride of exactly D floats (often a
+     * multiple of 4 KiB) the column reads of the write-back all map to one cache set. */
+    size_t ld = (size_t)C + 16;
+    for (int i0 = 0; i0 < D; i0 += C) {
+        int n = D - i0 < C ? D - i0 : C;
+        float *cs_out = i0 == 0 ? colsum : NULL;
 #pragma omp parallel
-    {
-        float *s = malloc((size_t)CT_CCK_TILE * D * sizeof(float));
+        {
+            float *s = malloc((size_t)CT_CCK_TILE * ld * sizeof(float));
 #pragma omp for schedule(dynamic, 1)
-        for (int t = 0; t < ntiles; t++) {
-            int j0 = t * CT_CCK_TILE;
-            int nt = H - j0 < CT_CCK_TILE ? H - j0 : CT_CCK_TILE;
-            if (!s) { /* out of memory for the tile: same sums, element by element */
+            for (int t = 0; t < ntiles; t++) {
+                int j0 = t * CT_CCK_TILE;
+                int nt = H - j0 < CT_CCK_TILE ? H - j0 : CT_CCK_TILE;
+                if (!s) { /* out of memory for the tile: same sums, element by element */
+                    for (int jj = 0; jj < nt; jj++) {
+                        int j = j0 + jj;
+                        for (int i = i0; i < i0 + n; i++) {
+                            float acc = 0.0f;
+                            for (size_t k = c->col_ptr[j]; k < c->col_ptr[j + 1]; k++)
+                                acc += vals[c->pos[k]] * A[(size_t)c->row[k] * D + i];
+                            dWt[(size_t)i * H + j] = accumulate ? dWt[(size_t)i * H + j] + acc : acc;
+                        }
+                        if (cs_out) {
+                            float cs = 0.0f;
+                            for (size_t k = c->col_ptr[j]; k < c->col_ptr[j + 1]; k++)
+                                cs += vals[c->pos[k]];
+                            cs_out[j] = accumulate ? cs_out[j] + cs : cs;
+                        }
+                    }
+                    continue;
+                }
+                memset(s, 0, (size_t)nt * ld * sizeof(float));
                 for (int jj = 0; jj < nt; jj++) {
                     int j = j0 + jj;
                     float cs = 0.0f;
-                    for (int i = 0; i < D; i++) {
-                        float acc = 0.0f;
-                        for (size_t k = c->col_ptr[j]; k < c->col_ptr[j + 1]; k++)
-                            acc += vals[c->pos[k]] * A[(size_t)c->row[k] * D + i];
-                        dWt[(size_t)i * H + j] = accumulate ? dWt[(size_t)i * H + j] + acc : acc;
+                    for (size_t k = c->col_ptr[j]; k < c->col_ptr[j + 1]; k++) {
+                        float v = vals[c->pos[k]];
+                        ct_cck_axpy(s + (size_t)jj * ld, v, A + (size_t)c->row[k] * D + i0, n);
+                        cs += v;
                     }
-                    for (size_t k = c->col_ptr[j]; k < c->col_ptr[j + 1]; k++)
-                        cs += vals[c->pos[k]];
-                    if (colsum)
-                        colsum[j] = accumulate ? colsum[j] + cs : cs;
+                    if (cs_out)
+                        cs_out[j] = accumulate ? cs_out[j] + cs : cs;
                 }
-                continue;
-            }
-            memset(s, 0, (size_t)nt * D * sizeof(float));
-            for (int jj = 0; jj < nt; jj++) {
-                int j = j0 + jj;
-                float cs = 0.0f;
-                for (size_t k = c->col_ptr[j]; k < c->col_ptr[j + 1]; k++) {
-                    float v = vals[c->pos[k]];
-                    ct_cck_axpy(s + (size_t)jj * D, v, A + (size_t)c->row[k] * D, D);
-                    cs += v;
+                for (int i = 0; i < n; i++) {
+                    float *o = dWt + (size_t)(i0 + i) * H + j0;
+                    if (accumulate)
+                        for (int jj = 0; jj < nt; jj++)
+                            o[jj] += s[(size_t)jj * ld + i];
+                    else
+                        for (int jj = 0; jj < nt; jj++)
+                            o[jj] = s[(size_t)jj * ld + i];
                 }
-                if (colsum)
-                    colsum[j] = accumulate ? colsum[j] + cs : cs;
             }
-            for (int i = 0; i < D; i++) {
-                float *o = dWt + (size_t)i * H + j0;
-                if (accumulate)
-                    for (int jj = 0; jj < nt; jj++)
-                        o[jj] += s[(size_t)jj * D + i];
-                else
-                    for (int jj = 0; jj < nt; jj++)
-                        o[jj] = s[(size_t)jj * D + i];
-            }
+            free(s);
         }
-        free(s);
     }
 }
 

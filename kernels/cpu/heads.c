@@ -6,8 +6,8 @@ static inline float clampf(float x, float c)
     return x < -c ? -c : (x > c ? c : x);
 }
 
-void ct_kcpu_qkv_split_fwd(float *q, float *kk, float *v, const float *qkv, int B, int T,
-                           int nh, int hd, float clip)
+int ct_kcpu_qkv_split_fwd(float *q, float *kk, float *v, const float *qkv, int B, int T,
+                          int nh, int hd, float clip)
 {
     int C = nh * hd;
 #pragma omp parallel for collapse(2) schedule(static)
@@ -29,10 +29,11 @@ void ct_kcpu_qkv_split_fwd(float *q, float *kk, float *v, const float *qkv, int 
                 }
             }
         }
+    return 0;
 }
 
-void ct_kcpu_qkv_split_bwd(float *dqkv, const float *dq, const float *dk, const float *dv,
-                           const float *qkv, int B, int T, int nh, int hd, float clip)
+int ct_kcpu_qkv_split_bwd(float *dqkv, const float *dq, const float *dk, const float *dv,
+                          const float *qkv, int B, int T, int nh, int hd, float clip)
 {
     int C = nh * hd;
 #pragma omp parallel for collapse(2) schedule(static)
@@ -53,6 +54,7 @@ void ct_kcpu_qkv_split_bwd(float *dqkv, const float *dq, const float *dk, const 
                 }
             }
         }
+    return 0;
 }
 
 static void rope(float *x, const float *cos, const float *sin, int B, int nh, int T, int hd,
@@ -72,14 +74,16 @@ static void rope(float *x, const float *cos, const float *sin, int B, int nh, in
         }
 }
 
-void ct_kcpu_rope_fwd(float *x, const float *cos, const float *sin, int B, int nh, int T, int hd,
-                      int rot)
+int ct_kcpu_rope_fwd(float *x, const float *cos, const float *sin, int B, int nh, int T, int hd,
+                     int rot)
 {
     rope(x, cos, sin, B, nh, T, hd, rot, 1.0f);
+    return 0;
 }
 
-void ct_kcpu_rope_bwd(float *dx, const float *cos, const float *sin, int B, int nh, int T,
-                      int hd, int rot)
+int ct_kcpu_rope_bwd(float *dx, const float *cos, const float *sin, int B, int nh, int T,
+                     int hd, int rot)
 {
     rope(dx, cos, sin, B, nh, T, hd, rot, -1.0f);
+    return 0;
 }

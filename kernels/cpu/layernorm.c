@@ -3,8 +3,8 @@
 
 #include <math.h>
 
-void ct_kcpu_layernorm_fwd(float *out, float *mean, float *rstd, const float *inp,
-                           const float *w, const float *b, int N, int C, float eps)
+int ct_kcpu_layernorm_fwd(float *out, float *mean, float *rstd, const float *inp,
+                          const float *w, const float *b, int N, int C, float eps)
 {
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
@@ -31,11 +31,12 @@ void ct_kcpu_layernorm_fwd(float *out, float *mean, float *rstd, const float *in
         mean[n] = m;
         rstd[n] = r;
     }
+    return 0;
 }
 
-void ct_kcpu_layernorm_bwd(float *dinp, float *dw, float *db, const float *dout,
-                           const float *inp, const float *w, const float *mean,
-                           const float *rstd, int N, int C)
+int ct_kcpu_layernorm_bwd(float *dinp, float *dw, float *db, const float *dout,
+                          const float *inp, const float *w, const float *mean,
+                          const float *rstd, int N, int C)
 {
     if (dinp) {
 #pragma omp parallel for schedule(static)
@@ -79,4 +80,5 @@ void ct_kcpu_layernorm_bwd(float *dinp, float *dw, float *db, const float *dout,
             }
         }
     }
+    return 0;
 }

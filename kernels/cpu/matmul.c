@@ -6,6 +6,8 @@
  * every output element is still one dot product in one order, whatever the split. */
 #include "kernels/backend.h"
 
+#include "kernels/cpu/blas_threads.h"
+
 #include <cblas.h>
 #include <omp.h>
 
@@ -25,8 +27,7 @@ static void gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, co
 {
     if (M <= 0 || N <= 0)
         return;
-    int saved = openblas_get_num_threads();
-    openblas_set_num_threads(1);
+    int saved = ct_blas_single_begin();
     int split_m = M >= N;
 #pragma omp parallel
     {
@@ -42,14 +43,14 @@ static void gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, co
                             B + (size_t)b * (tb == CblasNoTrans ? 1 : ldb), ldb, beta, C + b, ldc);
         }
     }
-    openblas_set_num_threads(saved);
+    ct_blas_single_end(saved);
 }
 
-void ct_kcpu_matmul_fwd(float *out, const float *inp, const float *w, const float *bias, int N,
-                        int C, int OC, int accumulate)
+int ct_kcpu_matmul_fwd(float *out, const float *inp, const float *w, const float *bias, int N,
+                       int C, int OC, int accumulate)
 {
     if (N <= 0 || OC <= 0)
-        return;
+        return 0;
     if (bias && !accumulate) {
         /* Start from the bias and accumulate: saves SGEMM's own pass zeroing C. */
 #pragma omp parallel for schedule(static)
@@ -59,7 +60,7 @@ void ct_kcpu_matmul_fwd(float *out, const float *inp, const float *w, const floa
                 o[j] = bias[j];
         }
         gemm(CblasNoTrans, CblasTrans, N, OC, C, inp, C, w, C, 1.0f, out, OC);
-        return;
+        return 0;
     }
     gemm(CblasNoTrans, CblasTrans, N, OC, C, inp, C, w, C, accumulate ? 1.0f : 0.0f, out, OC);
     if (bias) {
@@ -70,13 +71,14 @@ void ct_kcpu_matmul_fwd(float *out, const float *inp, const float *w, const floa
                 o[j] += bias[j];
         }
     }
+    return 0;
 }
 
-void ct_kcpu_matmul_bwd(float *dinp, float *dw, float *dbias, const float *dout,
-                        const float *inp, const float *w, int N, int C, int OC, int accumulate)
+int ct_kcpu_matmul_bwd(float *dinp, float *dw, float *dbias, const float *dout,
+                       const float *inp, const float *w, int N, int C, int OC, int accumulate)
 {
     if (N <= 0)
-        return;
+        return 0;
     if (dinp)
         gemm(CblasNoTrans, CblasNoTrans, N, C, OC, dout, OC, w, C, accumulate ? 1.0f : 0.0f, dinp,
              C);
@@ -98,4 +100,5 @@ void ct_kcpu_matmul_bwd(float *dinp, float *dw, float *dbias, const float *dout,
                 dbias[j] += acc[j - j0];
         }
     }
+    return 0;
 }

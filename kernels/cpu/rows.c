@@ -9,20 +9,22 @@
 #include <math.h>
 #include <string.h>
 
-void ct_kcpu_embedding_fwd(float *out, const int32_t *ids, const float *wte, int N, int C)
+int ct_kcpu_embedding_fwd(float *out, const int32_t *ids, const float *wte, int N, int C)
 {
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++)
         memcpy(out + (size_t)n * C, wte + (size_t)ids[n] * C, (size_t)C * sizeof(float));
+    return 0;
 }
 
-void ct_kcpu_gather_rows(float *out, const float *inp, const int32_t *rows, int R, int C)
+int ct_kcpu_gather_rows(float *out, const float *inp, const int32_t *rows, int R, int C)
 {
     for (int r = 0; r < R; r++)
         memcpy(out + (size_t)r * C, inp + (size_t)rows[r] * C, (size_t)C * sizeof(float));
+    return 0;
 }
 
-void ct_kcpu_scatter_add_rows(float *dst, const float *src, const int32_t *rows, int R, int C)
+int ct_kcpu_scatter_add_rows(float *dst, const float *src, const int32_t *rows, int R, int C)
 {
     for (int r = 0; r < R; r++) {
         float *d = dst + (size_t)rows[r] * C;
@@ -30,6 +32,7 @@ void ct_kcpu_scatter_add_rows(float *dst, const float *src, const int32_t *rows,
         for (int c = 0; c < C; c++)
             d[c] += s[c];
     }
+    return 0;
 }
 
 __attribute__((target_clones("avx512f", "avx2", "default")))
@@ -46,7 +49,7 @@ static float row_logsumexp(const float *x, int V)
     return mx + logf(s);
 }
 
-void ct_kcpu_logsoftmax(float *out, const float *logits, int N, int V)
+int ct_kcpu_logsoftmax(float *out, const float *logits, int N, int V)
 {
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
@@ -56,10 +59,11 @@ void ct_kcpu_logsoftmax(float *out, const float *logits, int N, int V)
         for (int i = 0; i < V; i++)
             o[i] = x[i] - lse;
     }
+    return 0;
 }
 
-void ct_kcpu_cross_entropy(float *loss, const float *logits, const int32_t *targets, int N,
-                           int V)
+int ct_kcpu_cross_entropy(float *loss, const float *logits, const int32_t *targets, int N,
+                          int V)
 {
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
@@ -67,4 +71,5 @@ void ct_kcpu_cross_entropy(float *loss, const float *logits, const int32_t *targ
         int t = targets[n];
         loss[n] = (t >= 0 && t < V) ? row_logsumexp(x, V) - x[t] : 0.0f;
     }
+    return 0;
 }

@@ -121,7 +121,7 @@ static int parse_jsonl(ct_corpus *c, const char *s, size_t n, const char **text,
 {
     const char *file = c->files[c->cur];
     json_error_t je;
-    json_t *v = json_loadb(s, n, JSON_ALLOW_NUL, &je);
+    json_t *v = json_loadb(s, n, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
     if (!v)
         return ct_error_set(CT_EINVAL, "%s:%zu: not valid JSON: %s (column %d)", file, c->line, je.text,
                             je.column);

@@ -32,7 +32,7 @@ typedef struct ct_corpus ct_corpus; /* opaque */
 int ct_corpus_open(const char *const *files, size_t n, ct_corpus_format fmt, const char *text_field,
                    ct_corpus **out);
 
-/* The next document: returns 1 with *text/*len (UTF-8, NUL-terminated, possibly with
+/* The next document: returns 1 with *text and *len (UTF-8, NUL-terminated, possibly with
  * embedded NULs from jsonl "\u0000"; owned by the corpus and valid until the next call),
  * 0 at the end of the last file, or a negative CT_E* code with a "file:line: ..."
  * message. After an error the corpus stays at the end. */

@@ -270,10 +270,11 @@ int ct_model_create(const ct_model_config *cfg, ct_tensor_get_fn get, void *user
         /* transformers: rotary_ndims = int(head_size * rotary_pct) */
         m->rot = m->olmo ? m->hd : (int)((float)m->hd * cfg->rotary_pct);
         if (m->rot % 2 || m->rot <= 0) {
+            rc = ct_error_set(CT_EINVAL, "model config: %d rotary dims per head (rotary_pct %g "
+                              "of head size %d) must be a positive even number",
+                              m->rot, (double)cfg->rotary_pct, m->hd);
             ct_model_free(m);
-            return ct_error_set(CT_EINVAL, "model config: %d rotary dims per head (rotary_pct %g "
-                                "of head size %d) must be a positive even number",
-                                m->rot, (double)cfg->rotary_pct, m->hd);
+            return rc;
         }
     }
     m->rope_T = -1;

@@ -81,12 +81,12 @@ int ct_task_read_clams(ct_task *t, const char *path, const char *data, size_t le
         if (slen == 0)
             return ct_error_set(CT_EFORMAT, "%s:%zu: empty sentence", path, lineno);
         if (!ct_task_utf8_valid(sent, slen))
-            return ct_error_set(CT_EFORMAT, "%s:%zu: invalid UTF-8", path, lineno);
+            return ct_error_set(CT_EFORMAT, "%s:%zu: invalid UTF-8 or a NUL byte", path, lineno);
         if (is_true) {
             if (pending)
                 return ct_error_set(CT_EFORMAT,
-                                    "%s:%zu: True without its False twin (line %zu is True again)",
-                                    path, pending_line, lineno);
+                                    "%s:%zu: True without its False twin (line %zu is True again)", path,
+                                    pending_line, lineno);
             pending = sent;
             pending_len = slen;
             pending_line = lineno;
@@ -101,8 +101,8 @@ int ct_task_read_clams(ct_task *t, const char *path, const char *data, size_t le
     }
     if (pending)
         return ct_error_set(CT_EFORMAT,
-                            "%s:%zu: True without its False twin (the file ends; odd number of lines)",
-                            path, pending_line);
+                            "%s:%zu: True without its False twin (the file ends; odd number of lines)", path,
+                            pending_line);
     if (t->n == 0)
         return ct_error_set(CT_EFORMAT, "%s: no pairs in the file", path);
     return 0;

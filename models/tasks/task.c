@@ -124,7 +124,9 @@ int ct_task_utf8_valid(const char *s, size_t n)
         unsigned c = p[i];
         size_t k;
         unsigned min;
-        if (c < 0x80) {
+        if (c == 0) {
+            return 0; /* a NUL would silently cut the C strings the text is kept in */
+        } else if (c < 0x80) {
             i++;
             continue;
         } else if ((c & 0xE0) == 0xC0) {

@@ -13,8 +13,8 @@
  *   1. the `data_path` argument of the *_from functions (':'-separated), if any;
  *   2. $CROSSTIME_DATA (':'-separated);
  *   3. CT_DATA_DIR, the source tree's data/ baked in at build time;
- *   4. the installed copy: <prefix>/share/crosstime next to the running executable
- *      (../share/crosstime), then the configured install prefix.
+ *   4. the installed copy: <exe dir>/../share/crosstime (a relocated install), then
+ *      <install prefix>/share/crosstime as configured at build time.
  * A root holds a `tasks/` folder (or is itself that folder) with
  *   blimp/<paradigm>.jsonl, clams/<lang>/<phenomenon>.txt,
  *   multiblimp/<lang>.tsv | <lang>.jsonl | <lang>/data.tsv,
@@ -23,8 +23,12 @@
  * or JSONL with those fields or sentence_good/sentence_bad) work when put there.
  *
  * A task keeps every pair of its source file; pairs from which no one-prefix pair
- * can be derived carry a drop reason. ct_task_tokenize applies the answer-token rule
- * and counts kept and dropped pairs by reason. */
+ * can be derived carry a drop reason. BLiMP gives prefix and words in its one_prefix_*
+ * fields; for CLAMS and MultiBLiMP they are derived from the two sentences, which must
+ * differ in exactly one whitespace-separated word (prefix: the words before it). A
+ * MultiBLiMP subset of a phenomenon keeps only that phenomenon's pairs.
+ * ct_task_tokenize applies the answer-token rule and counts kept and dropped pairs by
+ * reason. Loaded tasks are immutable: one may be tokenized from many threads. */
 #ifndef CT_TASKS_H
 #define CT_TASKS_H
 
@@ -73,11 +77,11 @@ size_t ct_task_size(const ct_task *t);      /* number of pairs (kept or not) */
 /* Pair i (< ct_task_size), pointers into the task. */
 int ct_task_pair_get(const ct_task *t, size_t i, ct_task_pair *out);
 
-/* The data file behind the task (absolute or as found in the search path), so a
- * pipeline can key on it; owned by the task. */
+/* Absolute path of the data file behind the task, so a pipeline can key on it; owned
+ * by the task. */
 const char *ct_task_file(const ct_task *t);
-/* SHA-256 (hex, 64 chars + NUL) of the file's decompressed content: stable when the
- * file is recompressed. Equals `zstd -dc FILE | sha256sum`. */
+/* SHA-256 (hex, 64 chars + NUL) of the file's decompressed content, so it is stable
+ * when the file is recompressed (`zstd -dc FILE | sha256sum`). */
 const char *ct_task_digest(const ct_task *t);
 
 /* The METHOD.md §4 rule with `tok`: for each pair, encode prefix + " " + word for good
@@ -87,8 +91,7 @@ const char *ct_task_digest(const ct_task *t);
  * Counts cover every pair. With max_examples > 0 at most that many kept examples are
  * returned, spread evenly over the kept ones (example i is kept number
  * floor(i * kept / max_examples)); 0 returns all. Free with ct_task_examples_free. */
-int ct_task_tokenize(const ct_task *t, const ct_tokenizer *tok, size_t max_examples,
-                     ct_task_examples **out);
+int ct_task_tokenize(const ct_task *t, const ct_tokenizer *tok, size_t max_examples, ct_task_examples **out);
 
 typedef struct {
     const int32_t *prefix; /* prompt token ids, owned by the examples */
@@ -110,14 +113,18 @@ void ct_task_examples_free(ct_task_examples *e); /* NULL ok */
  * ct_task_names_free. */
 int ct_task_list(const char *data_path, char ***names, size_t *n);
 
+/* The paper's default BLiMP tasks (METHOD.md §4): the four one-prefix subject-verb
+ * agreement paradigms, as task names; static storage. */
+const char *const *ct_task_blimp_sva(size_t *n);
+
 /* The tasks of a language set, e.g. {"en", "fr"}: for each language the CLAMS tasks of
  * the paper's seven agreement phenomena that exist (long_vp_coord obj_rel_across_anim
  * obj_rel_within_anim prep_anim simple_agrmt subj_rel vp_coord) and the MultiBLiMP
  * tasks (one per phenomenon the file labels, else the whole language). Languages by
  * ISO 639-1 ("en") or MultiBLiMP's ISO 639-3 code ("eng"). A language without any
  * data is an error naming it. Output as for ct_task_list, in language order. */
-int ct_tasks_for_languages(const char *const *langs, size_t n_langs, const char *data_path,
-                           char ***names, size_t *n);
+int ct_tasks_for_languages(const char *const *langs, size_t n_langs, const char *data_path, char ***names,
+                           size_t *n);
 
 void ct_task_names_free(char **names); /* NULL ok */
 

@@ -30,18 +30,35 @@ int ct_task_push(ct_task *t, const ct_task_pair *p);
  * exactly one whitespace-separated word; the prefix/good/bad are derived from them or
  * the pair is marked dropped. `expect_prefix` (may be NULL) is a prefix the source
  * states, checked against the derived one. */
-int ct_task_add_sentences(ct_task *t, const char *good, size_t good_len, const char *bad,
-                          size_t bad_len, const char *expect_prefix, const char *phenomenon,
-                          size_t line);
+int ct_task_add_sentences(ct_task *t, const char *good, size_t good_len, const char *bad, size_t bad_len,
+                          const char *expect_prefix, const char *phenomenon, size_t line);
 
-/* Loaders: parse a whole decompressed file into pairs. `path` is for messages.
- * MultiBLiMP keeps only pairs of `phenomenon` unless it is NULL. */
+/* Loaders: parse a whole decompressed file into pairs. `path` is for messages. */
 int ct_task_read_blimp(ct_task *t, const char *path, const char *data, size_t len);
 int ct_task_read_clams(ct_task *t, const char *path, const char *data, size_t len);
-int ct_task_read_multiblimp(ct_task *t, const char *path, const char *data, size_t len,
-                            const char *phenomenon);
+int ct_task_read_multiblimp(ct_task *t, const char *path, const char *data, size_t len);
 
-/* 1 when s[0..n) is valid UTF-8. */
+/* Language codes: CLAMS folders use ISO 639-1 ("en"), MultiBLiMP ISO 639-3 ("eng");
+ * either is accepted and mapped (unknown codes are returned unchanged). */
+const char *ct_task_lang_clams(const char *code);
+const char *ct_task_lang_multiblimp(const char *code);
+
+/* The MultiBLiMP file of a language (ISO 639-3) in the search path: 1 found, 0 not. */
+int ct_task_find_multiblimp(char *const *dirs, const char *lang, char **path);
+
+/* 1 when s[0..n) may be a part of a task name: letters, digits, _-.#+, not starting
+ * with '.', so that a name never escapes the data folders. */
+int ct_task_valid_component(const char *s, size_t n);
+
+/* Loads the file behind a task. kind: 'b' BLiMP, 'c' CLAMS, 'm' MultiBLiMP (then only
+ * pairs of `phenomenon` are kept unless it is NULL). */
+int ct_task_load_path(char kind, const char *canonical, const char *path, const char *phenomenon,
+                      ct_task **out);
+
+/* CT_ENOTFOUND with a message naming the closest existing task names. */
+int ct_task_unknown(const char *name, char *const *dirs);
+
+/* 1 when s[0..n) is valid UTF-8 without NUL bytes. */
 int ct_task_utf8_valid(const char *s, size_t n);
 
 /* The task data folders of the search path (see tasks.h), existing ones only, in

@@ -108,9 +108,8 @@ static void strip_shared_punct(span *g, span *b)
     }
 }
 
-int ct_task_add_sentences(ct_task *t, const char *good, size_t good_len, const char *bad,
-                          size_t bad_len, const char *expect_prefix, const char *phenomenon,
-                          size_t line)
+int ct_task_add_sentences(ct_task *t, const char *good, size_t good_len, const char *bad, size_t bad_len,
+                          const char *expect_prefix, const char *phenomenon, size_t line)
 {
     ct_task_pair p = {.line = line, .drop = CT_TASK_KEEP};
     p.sentence_good = ct_task_strndup(t, good, good_len);

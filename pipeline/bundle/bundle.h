@@ -32,7 +32,7 @@
 #define CT_BUNDLE_FORMAT "crosstime-bundle"
 #define CT_BUNDLE_VERSION 1
 /* Part of the byte-for-byte determinism: changing it changes every bundle. */
-#define CT_BUNDLE_ZSTD_LEVEL 9
+#define CT_BUNDLE_ZSTD_LEVEL 3
 
 /* --- export --------------------------------------------------------------------- */
 
@@ -113,9 +113,12 @@ typedef struct {
     const char *scratch_dir;  /* NULL: a new directory under $TMPDIR, removed after */
     int jobs;                 /* parallel steps */
     const char *device;       /* "cpu" or "cuda" */
+    /* Overrides applied after those the bundle was exported with. */
+    const char *const *sets;
+    size_t n_sets;
 } ct_bundle_verify_options;
 
-#define CT_BUNDLE_VERIFY_OPTIONS_INIT {NULL, NULL, NULL, 1, "cpu"}
+#define CT_BUNDLE_VERIFY_OPTIONS_INIT {NULL, NULL, NULL, 1, "cpu", NULL, 0}
 
 typedef struct {
     size_t identical, different, not_recomputable;

@@ -15,6 +15,8 @@ struct archive;
 /* Bounds on what is held in memory while reading an untrusted bundle. */
 #define BUNDLE_MAX_MANIFEST ((size_t)256 << 20)
 #define BUNDLE_MAX_RECIPE ((size_t)16 << 20)
+/* Exports and imports of at least this many artifact bytes show a progress line. */
+#define BUNDLE_PROGRESS_MIN ((uint64_t)64 << 20)
 
 /* Where a bundle is read from: a file or a buffer. */
 typedef struct {
@@ -68,13 +70,11 @@ int bundle_read_open(const bundle_source *src, struct archive **out);
  * message names the member and what is wrong. */
 int bundle_check(const bundle_source *src, bundle_contents *out);
 void bundle_contents_free(bundle_contents *b);
-/* Index of the step labelled `label`, or -1. */
-long bundle_find_step(const bundle_contents *b, const char *label);
 
 /* Writes the checked bundle's carried artifacts into `cache`: all of them, or only
- * those whose key is in `only` (n_only > 0), and never the keys in `except`. Every
- * blob is re-hashed while it streams and the entries are committed only when all
- * match. *imported and *existing count entries (may be NULL). */
+ * those whose key is in `only` (n_only > 0). Every blob is re-hashed while it
+ * streams (the file may have changed since bundle_check) and committed when it
+ * matches. *imported and *existing count entries (may be NULL). */
 int bundle_write_entries(const bundle_contents *b, ct_cache *cache, const uint8_t (*only)[CT_KEY_LEN],
                          size_t n_only, size_t *imported, size_t *existing);
 /* Stores the plan manifest the bundle lists and merges the imported keys into the

@@ -36,14 +36,6 @@ int bundle_read_open(const bundle_source *src, struct archive **out)
     return 0;
 }
 
-long bundle_find_step(const bundle_contents *b, const char *label)
-{
-    for (size_t i = 0; i < b->n_steps; i++)
-        if (strcmp(b->steps[i].label, label) == 0)
-            return (long)i;
-    return -1;
-}
-
 void bundle_contents_free(bundle_contents *b)
 {
     if (!b)
@@ -391,6 +383,11 @@ static int check_step(bundle_contents *b, size_t i, json_t *js)
     return 0;
 }
 
+static int cmp_label(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 static int check_manifest(bundle_contents *b)
 {
     const bundle_source *src = &b->src;
@@ -426,10 +423,32 @@ static int check_manifest(bundle_contents *b)
         int rc = check_step(b, i, json_array_get(steps, i));
         if (rc)
             return rc;
-        for (size_t j = 0; j < i; j++)
-            if (strcmp(b->steps[j].label, b->steps[i].label) == 0)
-                return bad_manifest(src, "two steps are labelled '%s'", b->steps[i].label);
     }
+    /* Labels are unique and dependencies name listed steps (sorted: a hostile
+     * manifest may be long). */
+    const char **labels = malloc((b->n_steps + 1) * sizeof *labels);
+    if (!labels)
+        return ct_error_set(CT_ENOMEM, "out of memory");
+    for (size_t i = 0; i < b->n_steps; i++)
+        labels[i] = b->steps[i].label;
+    qsort(labels, b->n_steps, sizeof *labels, cmp_label);
+    for (size_t i = 1; i < b->n_steps; i++)
+        if (strcmp(labels[i - 1], labels[i]) == 0) {
+            int rc = bad_manifest(src, "two steps are labelled '%s'", labels[i]);
+            free(labels);
+            return rc;
+        }
+    for (size_t i = 0; i < b->n_steps; i++)
+        for (size_t d = 0; d < json_array_size(b->steps[i].deps); d++) {
+            const char *dep = json_string_value(json_array_get(b->steps[i].deps, d));
+            if (!bsearch(&dep, labels, b->n_steps, sizeof *labels, cmp_label)) {
+                int rc = bad_manifest(src, "step '%s' depends on '%s', which the manifest does not list",
+                                      b->steps[i].label, dep);
+                free(labels);
+                return rc;
+            }
+        }
+    free(labels);
     for (size_t i = 0; i < b->n_members; i++) {
         const char *name = b->members[i].name;
         if (!b->members[i].referenced && strcmp(name, BUNDLE_MANIFEST) != 0 && strcmp(name, BUNDLE_RECIPE) != 0)

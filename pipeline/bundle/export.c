@@ -1,6 +1,7 @@
 /* `bundle export`: the plan's records and chosen artifacts as one deterministic
  * tar.zst. */
 #include "common/error.h"
+#include "common/progress.h"
 #include "common/sha256.h"
 #include "pipeline/bundle/bundle_internal.h"
 #include "pipeline/key.h"
@@ -181,6 +182,9 @@ static int build_manifest(const ct_plan *plan, ct_cache *cache, const ct_bundle_
         if (ct_plan_find(plan, o->labels[k], &idx) != 0)
             rc = ct_error_set(CT_ENOTFOUND, "--keys %s: recipe %s has no step with that label", o->labels[k],
                               ct_recipe_name(ct_plan_recipe(plan)));
+        else if (!ct_plan_get(plan, idx)->kind)
+            rc = ct_error_set(CT_EINVAL, "--keys %s: that is a source file, not a step (sources are read "
+                              "where the recipe names them)", o->labels[k]);
     }
     json_t *sets = json_array();
     for (size_t k = 0; k < o->n_sets; k++)
@@ -265,7 +269,8 @@ static int write_data(struct archive *a, const char *path, const void *data, siz
     return 0;
 }
 
-static int write_blob(struct archive *a, ct_cache *cache, const char *path, const member *m)
+static int write_blob(struct archive *a, ct_cache *cache, const char *path, const member *m, ct_progress *prog,
+                      uint64_t *done)
 {
     ct_blob_reader *r;
     int rc = ct_blob_reader_open(cache, m->key, &r);
@@ -289,6 +294,8 @@ static int write_blob(struct archive *a, ct_cache *cache, const char *path, cons
         while ((more = ct_blob_next_chunk(r, &c)) > 0 && !rc) {
             ct_sha256_update(sha, c.data, c.len);
             rc = write_data(a, path, c.data, c.len);
+            *done += c.len;
+            ct_progress_update(prog, (double)*done);
         }
         if (more < 0 && !rc)
             rc = more;
@@ -312,16 +319,22 @@ static int write_archive(int fd, const char *path, ct_cache *cache, int level, m
     int rc = open_writer(fd, level, path, &a);
     if (rc)
         return rc;
+    uint64_t total = 0, done = 0;
+    for (size_t i = 0; i < n; i++)
+        total += ms[i].key ? ms[i].size : 0;
+    /* Only exports worth waiting for get a progress line. */
+    ct_progress *prog = total >= BUNDLE_PROGRESS_MIN ? ct_progress_start(path, (double)total, "B") : NULL;
     for (size_t i = 0; i < n && !rc; i++) {
         if (i && strcmp(ms[i].name, ms[i - 1].name) == 0)
             continue; /* two steps with one key share their artifact */
         if (ms[i].key)
-            rc = write_blob(a, cache, path, &ms[i]);
+            rc = write_blob(a, cache, path, &ms[i], prog, &done);
         else if (!(rc = write_header(a, path, ms[i].name, ms[i].text_len)))
             rc = write_data(a, path, ms[i].text, ms[i].text_len);
     }
     if (!rc && archive_write_close(a) != ARCHIVE_OK)
         rc = arc_fail(a, path);
+    ct_progress_finish(prog);
     archive_write_free(a);
     return rc;
 }

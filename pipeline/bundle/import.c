@@ -1,5 +1,6 @@
 /* `bundle import`: a checked bundle's entries into a cache, then its recipe root. */
 #include "common/error.h"
+#include "common/progress.h"
 #include "common/sha256.h"
 #include "pipeline/bundle/bundle_internal.h"
 #include "pipeline/key.h"
@@ -17,35 +18,66 @@ typedef struct {
     int done;
 } pending;
 
-static int key_listed(const uint8_t (*keys)[CT_KEY_LEN], size_t n, const uint8_t key[CT_KEY_LEN])
+/* Hostile bundles may list many steps: everything here is sorted and searched, never
+ * compared pairwise. */
+static int cmp_key(const void *a, const void *b) { return memcmp(a, b, CT_KEY_LEN); }
+
+/* Sorts and removes duplicates; returns the new count. */
+static size_t sort_unique(uint8_t (*keys)[CT_KEY_LEN], size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        if (memcmp(keys[i], key, CT_KEY_LEN) == 0)
-            return 1;
-    return 0;
+    if (n < 2)
+        return n;
+    qsort(keys, n, CT_KEY_LEN, cmp_key);
+    size_t m = 1;
+    for (size_t i = 1; i < n; i++)
+        if (memcmp(keys[i], keys[m - 1], CT_KEY_LEN) != 0)
+            memcpy(keys[m++], keys[i], CT_KEY_LEN);
+    return m;
 }
 
-/* Streams the current member into a new writer for each pending entry it carries,
- * re-hashing it: the file may have changed since the checking pass. */
-static int stream_member(const bundle_contents *b, ct_cache *cache, struct archive *a, const char *name,
-                         pending *p, size_t n)
+static int key_in(const uint8_t (*sorted)[CT_KEY_LEN], size_t n, const uint8_t key[CT_KEY_LEN])
 {
-    size_t first = n, count = 0;
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(p[i].step->member, name) == 0) {
-            if (p[i].done)
-                return ct_error_set(CT_EINVAL, "%s: member '%s': duplicate member name; nothing was "
-                                    "imported", b->src.name, name);
-            if (first == n)
-                first = i;
-            count++;
-        }
-    if (!count)
+    return n && bsearch(key, sorted, n, CT_KEY_LEN, cmp_key) != NULL;
+}
+
+static int cmp_pending_key(const void *a, const void *b)
+{
+    return memcmp(((const pending *)a)->step->key, ((const pending *)b)->step->key, CT_KEY_LEN);
+}
+
+static int cmp_pending_member(const void *a, const void *b)
+{
+    int c = strcmp(((const pending *)a)->step->member, ((const pending *)b)->step->member);
+    return c ? c : cmp_pending_key(a, b);
+}
+
+/* Streams the current member into a new entry for each step it carries, re-hashing
+ * it: the file may have changed since the checking pass. */
+static int stream_member(const bundle_contents *b, ct_cache *cache, struct archive *a, const char *name,
+                         pending *p, size_t n, ct_progress *prog, uint64_t *done)
+{
+    /* p is sorted by member name: find the first entry this member carries */
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (strcmp(p[mid].step->member, name) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    size_t first = lo, end = lo;
+    while (end < n && strcmp(p[end].step->member, name) == 0)
+        end++;
+    if (first == end)
         return 0;
+    if (p[first].done)
+        return ct_error_set(CT_EINVAL, "%s: member '%s': duplicate member name (the file changed while it was "
+                            "imported)",
+                            b->src.name, name);
+    n = end;
     int rc = 0;
     for (size_t i = first; i < n && !rc; i++)
-        if (strcmp(p[i].step->member, name) == 0)
-            rc = ct_blob_writer_open(cache, &p[i].w);
+        rc = ct_blob_writer_open(cache, &p[i].w);
     ct_sha256 *sha = NULL;
     char *block = malloc(1 << 16);
     if (!rc && !block)
@@ -63,10 +95,11 @@ static int stream_member(const bundle_contents *b, ct_cache *cache, struct archi
         if (got == 0)
             break;
         size += (uint64_t)got;
+        *done += (uint64_t)got;
+        ct_progress_update(prog, (double)*done);
         ct_sha256_update(sha, block, (size_t)got);
         for (size_t i = first; i < n && !rc; i++)
-            if (strcmp(p[i].step->member, name) == 0)
-                rc = ct_blob_write(p[i].w, block, (size_t)got);
+            rc = ct_blob_write(p[i].w, block, (size_t)got);
     }
     free(block);
     uint8_t digest[32];
@@ -76,40 +109,64 @@ static int stream_member(const bundle_contents *b, ct_cache *cache, struct archi
     }
     ct_sha256_final(sha, digest);
     for (size_t i = first; i < n; i++)
-        if (strcmp(p[i].step->member, name) == 0) {
-            if (size != p[i].step->size || memcmp(digest, p[i].step->sha256, 32) != 0)
-                return ct_error_set(CT_ECORRUPT, "%s: member '%s': digest mismatch (the file changed while "
-                                    "it was imported); nothing was imported", b->src.name, name);
-            p[i].done = 1;
-        }
-    return 0;
+        if (size != p[i].step->size || memcmp(digest, p[i].step->sha256, 32) != 0)
+            return ct_error_set(CT_ECORRUPT, "%s: member '%s': digest mismatch (the file changed while it "
+                                "was imported; the entries imported before it were checked and are kept)",
+                                b->src.name, name);
+    /* Committed one by one, not all at the end: open writers hold memory and file
+     * descriptors, and the checking pass already vouched for every member. */
+    for (size_t i = first; i < n && !rc; i++) {
+        json_t *rec = bundle_user_record(p[i].step->record);
+        if (!rec)
+            return ct_error_set(CT_ENOMEM, "out of memory");
+        rc = ct_blob_commit(p[i].w, p[i].step->key, rec);
+        p[i].w = NULL;
+        p[i].done = 1;
+        json_decref(rec);
+    }
+    return rc;
 }
 
 int bundle_write_entries(const bundle_contents *b, ct_cache *cache, const uint8_t (*only)[CT_KEY_LEN],
                          size_t n_only, size_t *imported, size_t *existing)
 {
-    size_t n_existing = 0, n = 0;
+    size_t n_existing = 0, n = 0, m = 0;
     pending *p = calloc(b->n_steps + 1, sizeof *p);
-    if (!p)
+    uint8_t (*filter)[CT_KEY_LEN] = calloc(n_only + 1, CT_KEY_LEN);
+    if (!p || !filter) {
+        free(p);
+        free(filter);
         return ct_error_set(CT_ENOMEM, "out of memory");
+    }
+    if (n_only)
+        memcpy(filter, only, n_only * CT_KEY_LEN);
+    n_only = sort_unique(filter, n_only);
     for (size_t i = 0; i < b->n_steps; i++) {
         const bundle_step *s = &b->steps[i];
-        if (!s->member || (n_only && !key_listed(only, n_only, s->key)))
+        if (s->member && (!n_only || key_in((const uint8_t(*)[CT_KEY_LEN])filter, n_only, s->key)))
+            p[m++].step = s;
+    }
+    free(filter);
+    /* one entry per key (two steps with one key carry one artifact), minus those present */
+    qsort(p, m, sizeof *p, cmp_pending_key);
+    for (size_t i = 0; i < m; i++) {
+        if (i && memcmp(p[i].step->key, p[i - 1].step->key, CT_KEY_LEN) == 0)
             continue;
-        int dup = 0;
-        for (size_t j = 0; j < n && !dup; j++)
-            dup = memcmp(p[j].step->key, s->key, CT_KEY_LEN) == 0;
-        if (dup)
-            continue;
-        if (ct_cache_get(cache, s->key, NULL) == 0) {
+        if (ct_cache_get(cache, p[i].step->key, NULL) == 0) {
             n_existing++;
             continue;
         }
-        p[n++].step = s;
+        p[n++] = p[i];
     }
+    qsort(p, n, sizeof *p, cmp_pending_member);
     ct_error_clear();
     int rc = 0;
     if (n) {
+        uint64_t total = 0, done = 0;
+        for (size_t i = 0; i < n; i++)
+            total += p[i].step->size;
+        ct_progress *prog = total >= BUNDLE_PROGRESS_MIN ? ct_progress_start(b->src.name, (double)total, "B")
+                                                         : NULL;
         struct archive *a;
         if (!(rc = bundle_read_open(&b->src, &a))) {
             for (;;) {
@@ -123,26 +180,16 @@ int bundle_write_entries(const bundle_contents *b, ct_cache *cache, const uint8_
                                       archive_error_string(a) ? archive_error_string(a) : "damaged archive");
                     break;
                 }
-                if ((rc = stream_member(b, cache, a, name, p, n)))
+                if ((rc = stream_member(b, cache, a, name, p, n, prog, &done)))
                     break;
             }
             archive_read_free(a);
         }
+        ct_progress_finish(prog);
         for (size_t i = 0; i < n && !rc; i++)
             if (!p[i].done)
                 rc = ct_error_set(CT_EINVAL, "%s: member '%s' is missing (the file changed while it was "
-                                  "imported); nothing was imported", b->src.name, p[i].step->member);
-        /* Every blob is in place and matches: only now do entries become visible. */
-        for (size_t i = 0; i < n && !rc; i++) {
-            json_t *rec = bundle_user_record(p[i].step->record);
-            if (!rec) {
-                rc = ct_error_set(CT_ENOMEM, "out of memory");
-                break;
-            }
-            rc = ct_blob_commit(p[i].w, p[i].step->key, rec);
-            p[i].w = NULL;
-            json_decref(rec);
-        }
+                                  "imported)", b->src.name, p[i].step->member);
         for (size_t i = 0; i < n; i++)
             ct_blob_abort(p[i].w);
     }
@@ -194,9 +241,17 @@ int bundle_merge_root(const bundle_contents *b, ct_cache *cache, const uint8_t (
     ct_error_clear();
 
     /* Merge: the new manifest first (the planner reads the root's first key as the
-     * last manifest), then what the root held, then the imported keys. */
+     * last manifest), then what the root held, then the imported keys. Imports into
+     * one cache from several processes take turns, so none loses another's keys. */
     char name[300];
     snprintf(name, sizeof name, "recipe:%s", b->recipe_name);
+    uint8_t lock_key[CT_KEY_LEN];
+    char lock_id[320];
+    snprintf(lock_id, sizeof lock_id, "crosstime-root-merge\n%s", name);
+    ct_sha256_buf(lock_id, strlen(lock_id), lock_key);
+    ct_cache_lock *lock;
+    if ((rc = ct_cache_lock_key(cache, lock_key, NULL, NULL, &lock)))
+        return rc;
     uint8_t (*old)[CT_KEY_LEN] = NULL;
     size_t n_old = 0;
     if (ct_cache_root_get(cache, name, &old, &n_old) != 0) {
@@ -206,17 +261,20 @@ int bundle_merge_root(const bundle_contents *b, ct_cache *cache, const uint8_t (
     uint8_t (*all)[CT_KEY_LEN] = malloc((1 + n_old + n_keys) * CT_KEY_LEN);
     if (!all) {
         free(old);
+        ct_cache_unlock(lock);
         return ct_error_set(CT_ENOMEM, "out of memory");
     }
     size_t n = 0;
-    memcpy(all[n++], mkey, CT_KEY_LEN);
     for (size_t i = 0; i < n_old; i++)
-        if (!key_listed((const uint8_t(*)[CT_KEY_LEN])all, n, old[i]))
-            memcpy(all[n++], old[i], CT_KEY_LEN);
+        if (memcmp(old[i], mkey, CT_KEY_LEN) != 0)
+            memcpy(all[1 + n++], old[i], CT_KEY_LEN);
     for (size_t i = 0; i < n_keys; i++)
-        if (!key_listed((const uint8_t(*)[CT_KEY_LEN])all, n, keys[i]))
-            memcpy(all[n++], keys[i], CT_KEY_LEN);
+        if (memcmp(keys[i], mkey, CT_KEY_LEN) != 0)
+            memcpy(all[1 + n++], keys[i], CT_KEY_LEN);
+    n = 1 + sort_unique(all + 1, n);
+    memcpy(all[0], mkey, CT_KEY_LEN);
     rc = ct_cache_root_set(cache, name, (const uint8_t(*)[CT_KEY_LEN])all, n);
+    ct_cache_unlock(lock);
     free(all);
     free(old);
     return rc;
@@ -240,8 +298,9 @@ static int import_source(const bundle_source *src, ct_cache *cache, ct_bundle_im
     }
     size_t n_keys = 0;
     for (size_t i = 0; i < b.n_steps; i++)
-        if (b.steps[i].member && !key_listed((const uint8_t(*)[CT_KEY_LEN])keys, n_keys, b.steps[i].key))
+        if (b.steps[i].member)
             memcpy(keys[n_keys++], b.steps[i].key, CT_KEY_LEN);
+    n_keys = sort_unique(keys, n_keys);
     st->entries = n_keys;
     rc = bundle_write_entries(&b, cache, NULL, 0, &st->imported, &st->existing);
     if (!rc)

@@ -33,11 +33,13 @@ static int load_recipe(const bundle_contents *b, const ct_bundle_verify_options 
 {
     json_t *sets = json_object_get(b->manifest, "overrides");
     size_t n = json_array_size(sets);
-    const char **v = calloc(n + 1, sizeof *v);
+    const char **v = calloc(n + o->n_sets + 1, sizeof *v);
     if (!v)
         return ct_error_set(CT_ENOMEM, "out of memory");
     for (size_t i = 0; i < n; i++)
         v[i] = json_string_value(json_array_get(sets, i));
+    for (size_t i = 0; i < o->n_sets; i++)
+        v[n++] = o->sets[i];
     ct_recipe_options ro = CT_RECIPE_OPTIONS_INIT;
     ro.sets = v;
     ro.n_sets = n;
@@ -332,7 +334,7 @@ int ct_bundle_verify(const char *path, const ct_bundle_verify_options *opts_in, 
             ct_key_hex(s->key, hex);
             r->state = R_NOT_RECOMPUTABLE;
             snprintf(r->detail, sizeof r->detail, "the recipe plans key %.12s here, the bundle holds %.12s "
-                     "(its sources or this build's step versions differ)", hex, bs->hex);
+                     "(the recipe, its sources or this build's step versions differ)", hex, bs->hex);
         }
     }
     if ((rc = gather_inputs(&b, &o, plan, scratch, rs, n)) || (rc = recompute(recipe, &o, scratch, rs, n)))

@@ -399,29 +399,47 @@ END_TEST
 
 typedef void (*mutator)(arc *a);
 
-/* Builds a hostile variant of a good bundle and checks that import refuses it with
- * `message`, leaving the target cache exactly as it was. */
+/* Shared by the refusal tests (built once, in the parent process): a good bundle, and
+ * a target cache that already holds a run of another recipe. */
+static env hostile;
+static char target[PATH_MAX + 64], good[PATH_MAX + 64], *target_before, roots_before[1024];
+
+static void hostile_setup(void)
+{
+    setup(&hostile, "bhostile");
+    snprintf(good, sizeof good, "%s", path_in(&hostile, "good.tar.zst"));
+    snprintf(target, sizeof target, "%s", path_in(&hostile, "target"));
+    ck_assert_int_eq(ct_cli(out, sizeof out, "bundle export %s -o %s --cache %s --with artifacts",
+                            hostile.recipe, good, hostile.cache), 0);
+    char *other = path_in(&hostile, "other.yaml");
+    FILE *f = fopen(other, "w");
+    fputs("name: other\ntoy:\n  inputs: [x]\n  rounds: 1\n", f);
+    fclose(f);
+    ck_assert_int_eq(ct_cli(out, sizeof out, "run %s --cache %s -q", other, target), 0);
+    target_before = entries_of(target);
+    ck_assert_int_eq(ct_cli(roots_before, sizeof roots_before, "cache roots --cache %s", target), 0);
+}
+
+static void hostile_teardown(void)
+{
+    free(target_before);
+    char cmd[PATH_MAX + 16];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", hostile.dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cannot remove %s\n", hostile.dir);
+}
+
+/* Builds a hostile variant of the good bundle and checks that import refuses it
+ * with `message`, leaving the target cache exactly as it was. */
 static void refused(const char *tag, mutator mut, const char *message)
 {
-    env e;
-    setup(&e, tag);
-    char *good = path_in(&e, "good.tar.zst"), *bad = path_in(&e, "bad.tar.zst");
-    ck_assert_int_eq(ct_cli(out, sizeof out, "bundle export %s -o %s --cache %s --with artifacts", e.recipe,
-                            good, e.cache), 0);
+    char bad[PATH_MAX + 64];
+    snprintf(bad, sizeof bad, "%s/%s.tar.zst", hostile.dir, tag);
     arc a;
     arc_load(good, &a);
     mut(&a);
     arc_save(bad, &a);
     arc_free(&a);
-    /* the target already holds a run of another recipe */
-    char *target = path_in(&e, "target"), *other = path_in(&e, "other.yaml");
-    FILE *f = fopen(other, "w");
-    fputs("name: other\ntoy:\n  inputs: [x]\n  rounds: 1\n", f);
-    fclose(f);
-    ck_assert_int_eq(ct_cli(out, sizeof out, "run %s --cache %s -q", other, target), 0);
-    char *before = entries_of(target);
-    char roots_before[1024];
-    ck_assert_int_eq(ct_cli(roots_before, sizeof roots_before, "cache roots --cache %s", target), 0);
 
     int rc = ct_cli(out, sizeof out, "bundle import %s --cache %s", bad, target);
     ck_assert_msg(rc != 0, "hostile bundle (%s) was accepted: %s", tag, out);
@@ -429,14 +447,13 @@ static void refused(const char *tag, mutator mut, const char *message)
     ck_assert_msg(strstr(out, bad), "message does not name the bundle: %s", out);
 
     char *after = entries_of(target);
-    ck_assert_str_eq(before, after);
+    ck_assert_str_eq(target_before, after);
+    free(after);
     char roots_after[1024];
     ck_assert_int_eq(ct_cli(roots_after, sizeof roots_after, "cache roots --cache %s", target), 0);
     ck_assert_str_eq(roots_before, roots_after);
     ck_assert_int_eq(ct_cli(out, sizeof out, "cache stat --cache %s", target), 0);
     ck_assert_msg(strstr(out, "pending writes 0"), "%s", out);
-    free(before);
-    free(after);
     /* verify refuses it the same way */
     rc = ct_cli(out, sizeof out, "bundle verify %s --cache %s", bad, target);
     ck_assert_msg(rc != 0 && strstr(out, message), "verify: %s", out);
@@ -551,6 +568,13 @@ START_TEST(verify_identical)
     ck_assert_msg(rc == 0, "%s", out);
     ck_assert_msg(strstr(out, "identical") && strstr(out, "toy/join"), "%s", out);
     ck_assert_msg(strstr(out, "1 identical, 0 different, 0 not recomputable"), "%s", out);
+    /* planned from a recipe file instead of the bundled text */
+    rc = ct_cli(out, sizeof out, "bundle verify %s --cache %s --recipe %s", b, e.cache, e.recipe);
+    ck_assert_msg(rc == 0 && strstr(out, "1 identical, 0 different, 0 not recomputable"), "%s", out);
+    /* a recipe that plans other keys cannot vouch for the bundle */
+    rc = ct_cli(out, sizeof out, "bundle verify %s --cache %s --recipe %s --set toy.transform=reverse", b,
+                e.cache, e.recipe);
+    ck_assert_msg(rc == 0 && strstr(out, "the recipe plans key") && strstr(out, "1 not recomputable"), "%s", out);
     /* inputs from the bundle alone */
     rc = ct_cli(out, sizeof out, "bundle verify %s --cache %s", bw, empty);
     ck_assert_msg(rc == 0 && strstr(out, "1 identical, 0 different, 0 not recomputable"), "%s", out);
@@ -628,6 +652,15 @@ static Suite *suite(void)
     tcase_add_test(t, import_round_trip);
     tcase_add_test(t, partial_bundles_merge_roots);
     tcase_add_test(t, absent_steps_are_listed);
+    tcase_add_test(t, refuses_non_bundles);
+    tcase_add_test(t, verify_identical);
+    tcase_add_test(t, verify_different_same_size);
+    tcase_add_test(t, verify_different_extra_line);
+    suite_add_tcase(s, t);
+    TCase *h = tcase_create("refusals");
+    tcase_set_timeout(h, 120);
+    tcase_add_unchecked_fixture(h, hostile_setup, hostile_teardown);
+    t = h;
     tcase_add_test(t, refuses_absolute_path);
     tcase_add_test(t, refuses_dotdot);
     tcase_add_test(t, refuses_symlink);
@@ -641,10 +674,6 @@ static Suite *suite(void)
     tcase_add_test(t, refuses_unparsable_manifest);
     tcase_add_test(t, refuses_unknown_member);
     tcase_add_test(t, refuses_missing_member);
-    tcase_add_test(t, refuses_non_bundles);
-    tcase_add_test(t, verify_identical);
-    tcase_add_test(t, verify_different_same_size);
-    tcase_add_test(t, verify_different_extra_line);
     suite_add_tcase(s, t);
     return s;
 }

@@ -74,8 +74,11 @@ static double maxabs(const float *x, size_t n)
 
 START_TEST(sparse_matches_dense)
 {
-    int M = 3, d = 40, H = 96, B = 37;
+    /* the second shape's W_dec exceeds the cache budget: the sliced sparse path */
+    static const int shapes[2][4] = {{3, 40, 96, 37}, {2, 512, 4200, 24}};
+    int M = shapes[_i][0], d = shapes[_i][1], H = shapes[_i][2], B = shapes[_i][3];
     int D = M * d;
+    ck_assert_int_eq(ct_cck_sparse_chunk(H, D) < D, _i == 1);
     float *X = malloc(sizeof(float) * B * D);
     fill_normal(X, (size_t)B * D, 1.0, 1);
     for (int type = CT_CC_L1; type <= CT_CC_BATCHTOPK; type++) {
@@ -209,6 +212,86 @@ START_TEST(gathers_match_loops)
     free(cs);
     free(W);
     free(out);
+}
+END_TEST
+
+
+/* Operands larger than the cache budget make the sparse kernels walk columns in slices;
+ * check that path against plain loops too. */
+START_TEST(sliced_sparse_kernels_match_loops)
+{
+    int D = 1024, Hbig = 4200, Bsmall = 16;
+    ck_assert_int_lt(ct_cck_sparse_chunk(Hbig, D), D); /* really sliced */
+    float *W = malloc(sizeof(float) * Hbig * D), *G = malloc(sizeof(float) * Bsmall * D);
+    fill_normal(W, (size_t)Hbig * D, 1.0, 21);
+    fill_normal(G, (size_t)Bsmall * D, 1.0, 22);
+    float *F = calloc((size_t)Bsmall * Hbig, sizeof(float));
+    for (int b = 0; b < Bsmall; b++)
+        for (int t = 0; t < 3; t++)
+            F[(size_t)b * Hbig + (b * 977 + t * 1409) % Hbig] = 0.5f + t;
+    ct_cck_csr a = {0};
+    ck_assert_int_eq(ct_cck_csr_from_dense(F, Bsmall, Hbig, &a), 0);
+    float *bd = malloc(sizeof(float) * D), *Xh = malloc(sizeof(float) * Bsmall * D), *out = malloc(sizeof(float) * a.nnz);
+    float *add = malloc(sizeof(float) * Hbig);
+    fill_normal(bd, (size_t)D, 1.0, 23);
+    fill_normal(add, (size_t)Hbig, 1.0, 24);
+    ct_cck_decode_sparse(&a, W, bd, Xh, D);
+    ct_cck_sddmm(&a, G, W, D, add, out);
+    for (int b = 0; b < Bsmall; b++) {
+        for (int i = 0; i < D; i++) {
+            double s = bd[i];
+            for (size_t e = a.row_ptr[b]; e < a.row_ptr[b + 1]; e++)
+                s += (double)a.val[e] * W[(size_t)a.col[e] * D + i];
+            ck_assert(fabs(Xh[(size_t)b * D + i] - s) <= 1e-4 * fmax(1, fabs(s)));
+        }
+        for (size_t e = a.row_ptr[b]; e < a.row_ptr[b + 1]; e++) {
+            double s = add[a.col[e]];
+            for (int i = 0; i < D; i++)
+                s += (double)G[(size_t)b * D + i] * W[(size_t)a.col[e] * D + i];
+            ck_assert(fabs(out[e] - s) <= 1e-4 * fmax(1, fabs(s)));
+        }
+    }
+    /* gathers: the dense operand A has many rows (Bbig), few latents */
+    int Bbig = 4200, Hs = 40;
+    float *A = malloc(sizeof(float) * Bbig * D), *F2 = calloc((size_t)Bbig * Hs, sizeof(float));
+    fill_normal(A, (size_t)Bbig * D, 1.0, 25);
+    for (int b = 0; b < Bbig; b += 7)
+        F2[(size_t)b * Hs + (b / 7) % Hs] = 1.0f + 0.001f * b;
+    ct_cck_csr a2 = {0};
+    ct_cck_csc c2 = {0};
+    ck_assert_int_eq(ct_cck_csr_from_dense(F2, Bbig, Hs, &a2), 0);
+    ck_assert_int_eq(ct_cck_csc_from_csr(&a2, &c2), 0);
+    float *rows = malloc(sizeof(float) * Hs * D), *cols = malloc(sizeof(float) * D * Hs), *cs = malloc(sizeof(float) * Hs);
+    ct_cck_gather_rows(&c2, a2.val, A, D, rows, 0);
+    ct_cck_gather_cols(&c2, a2.val, A, D, cols, cs, 0);
+    for (int j = 0; j < Hs; j++) {
+        double csum = 0;
+        for (int b = 0; b < Bbig; b++)
+            csum += F2[(size_t)b * Hs + j];
+        ck_assert(fabs(cs[j] - csum) <= 1e-4 * csum);
+        for (int i = 0; i < D; i++) {
+            double r = 0;
+            for (int b = j * 7; b < Bbig; b += 7 * Hs)
+                r += (double)F2[(size_t)b * Hs + j] * A[(size_t)b * D + i];
+            ck_assert(fabs(rows[(size_t)j * D + i] - r) <= 1e-4 * fmax(1, fabs(r)));
+            ck_assert(rows[(size_t)j * D + i] == cols[(size_t)i * Hs + j]);
+        }
+    }
+    ct_cck_csr_free(&a);
+    ct_cck_csr_free(&a2);
+    ct_cck_csc_free(&c2);
+    free(W);
+    free(G);
+    free(F);
+    free(bd);
+    free(Xh);
+    free(out);
+    free(add);
+    free(A);
+    free(F2);
+    free(rows);
+    free(cols);
+    free(cs);
 }
 END_TEST
 
@@ -423,8 +506,9 @@ int main(void)
     Suite *s = suite_create("crosscoder_kernels");
     TCase *tc = tcase_create("kernels");
     tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, sparse_matches_dense);
+    tcase_add_loop_test(tc, sparse_matches_dense, 0, 2);
     tcase_add_test(tc, gathers_match_loops);
+    tcase_add_test(tc, sliced_sparse_kernels_match_loops);
     tcase_add_test(tc, reductions_do_not_depend_on_threads);
     tcase_add_test(tc, adam_kernel_matches_formula);
     tcase_add_test(tc, batchtopk_selection_matches_sort);

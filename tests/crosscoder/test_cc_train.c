@@ -4,10 +4,12 @@
 #include "common/error.h"
 #include "common/io.h"
 #include "crosscoder/crosscoder.h"
+#include "crosscoder/export.h"
 #include "crosscoder/loss.h"
 #include "crosscoder/rng.h"
 #include "crosscoder/source.h"
 #include "crosscoder/train.h"
+#include "models/checkpoint/safetensors.h"
 #include "tests/support/testutil.h"
 
 #include <jansson.h>
@@ -437,9 +439,12 @@ START_TEST(artifact_fold_and_reldec)
     ck_assert_uint_eq(back->n_params, cc->n_params);
     ck_assert_int_eq(memcmp(back->mem, cc->mem, cc->n_params * sizeof(float)), 0);
     ck_assert_int_eq(memcmp(back->scale, cc->scale, M * sizeof(float)), 0);
-    ((uint8_t *)buf)[100] ^= 4;
     ct_crosscoder *bad;
+    for (size_t cut = 0; cut < len; cut += 1 + cut / 3) /* every truncation is refused */
+        ck_assert_int_lt(ct_cc_load(buf, cut, "cut.ccm", &bad), 0);
+    ((uint8_t *)buf)[100] ^= 4;
     ck_assert_int_eq(ct_cc_load(buf, len, "damaged.ccm", &bad), CT_ECORRUPT);
+    ck_assert_ptr_nonnull(strstr(ct_error_message(), "damaged.ccm"));
     free(buf);
     /* folding: the folded model on raw rows equals the unfolded one on scaled rows */
     float *raw = random_rows(B, M, d, 4), *scaled = malloc(sizeof(float) * B * M * d);
@@ -542,6 +547,77 @@ START_TEST(memsource_permutes_and_seeks)
 }
 END_TEST
 
+
+START_TEST(export_safetensors_with_reference_names)
+{
+    int M = 3, d = 5, H = 7;
+    ct_cc_config c = CT_CC_CONFIG_INIT;
+    c.M = M;
+    c.d = d;
+    c.H = H;
+    ct_crosscoder *cc;
+    ck_assert_int_eq(ct_cc_create(&c, &cc), 0);
+    ct_cc_init(cc, 9);
+    for (int j = 0; j < H; j++)
+        cc->p.b_enc[j] = 0.5f * j;
+    for (int i = 0; i < M * d; i++)
+        cc->p.b_dec[i] = -0.25f * i;
+    cc->scale[0] = 2.2521f;
+    cc->scale[1] = 2.5277f;
+    cc->scale[2] = 0.8227f;
+    char dir[PATH_MAX], st[PATH_MAX + 32], js[PATH_MAX + 32], st2[PATH_MAX + 32];
+    ct_test_tmpdir(dir, sizeof dir, "ccexport");
+    snprintf(st, sizeof st, "%s/cc.safetensors", dir);
+    snprintf(st2, sizeof st2, "%s/cc2.safetensors", dir);
+    snprintf(js, sizeof js, "%s/cc.json", dir);
+    ck_assert_int_eq(ct_cc_export_safetensors(cc, st, js), 0);
+    ck_assert_int_eq(ct_cc_export_safetensors(cc, st2, NULL), 0);
+    char *a, *b;
+    size_t la, lb;
+    ck_assert_int_eq(ct_read_file(st, &a, &la), 0);
+    ck_assert_int_eq(ct_read_file(st2, &b, &lb), 0);
+    ck_assert(la == lb && memcmp(a, b, la) == 0); /* deterministic bytes */
+    free(a);
+    free(b);
+    ct_safetensors *f;
+    ck_assert_int_eq(ct_safetensors_open(st, &f), 0);
+    ck_assert_uint_eq(ct_safetensors_count(f), 4);
+    struct { const char *name; int ndim; int64_t shape[3]; const float *data; size_t n; } want[4] = {
+        {"W_enc", 3, {M, d, H}, cc->p.W_enc, (size_t)M * d * H},
+        {"b_enc", 1, {H}, cc->p.b_enc, (size_t)H},
+        {"W_dec", 3, {H, M, d}, cc->p.W_dec, (size_t)H * M * d},
+        {"b_dec", 2, {M, d}, cc->p.b_dec, (size_t)M * d}};
+    for (int i = 0; i < 4; i++) {
+        ct_tensor_view v;
+        ck_assert_int_eq(ct_safetensors_find(f, want[i].name, &v), 0);
+        ck_assert_int_eq(v.dtype, CT_DT_F32);
+        ck_assert_int_eq(v.ndim, want[i].ndim);
+        for (int k = 0; k < v.ndim; k++)
+            ck_assert_int_eq(v.shape[k], want[i].shape[k]);
+        ck_assert_uint_eq(v.numel, want[i].n);
+        ck_assert_int_eq(memcmp(v.data, want[i].data, want[i].n * sizeof(float)), 0);
+    }
+    const char *meta = ct_safetensors_meta(f, "config");
+    ck_assert_ptr_nonnull(meta);
+    json_error_t err;
+    json_t *cfg = json_loads(meta, 0, &err), *cfg2 = json_load_file(js, 0, &err);
+    ck_assert_ptr_nonnull(cfg);
+    ck_assert_ptr_nonnull(cfg2);
+    ck_assert(json_equal(cfg, cfg2));
+    ck_assert_int_eq(json_integer_value(json_object_get(cfg, "n_models")), M);
+    ck_assert_int_eq(json_integer_value(json_object_get(cfg, "dict_size")), H);
+    ck_assert_str_eq(json_string_value(json_object_get(cfg, "type")), "l1");
+    json_t *sf = json_object_get(cfg, "normalisation_factors");
+    ck_assert_int_eq((int)json_array_size(sf), M);
+    ck_assert(fabs(json_real_value(json_array_get(sf, 1)) - 2.5277) < 1e-6);
+    ck_assert(json_is_false(json_object_get(cfg, "folded")));
+    json_decref(cfg);
+    json_decref(cfg2);
+    ct_safetensors_close(f);
+    ct_cc_free(cc);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("crosscoder_train");
@@ -553,6 +629,7 @@ int main(void)
     tcase_add_test(tc, state_rejects_damage_and_other_configs);
     tcase_add_test(tc, artifact_fold_and_reldec);
     tcase_add_test(tc, memsource_permutes_and_seeks);
+    tcase_add_test(tc, export_safetensors_with_reference_names);
     suite_add_tcase(s, tc);
     return ct_test_run(s);
 }

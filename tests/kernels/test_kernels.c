@@ -351,7 +351,9 @@ START_TEST(test_thread_count_independent)
     ct_kern_layernorm_fwd(K, o, m, r, x, NULL, NULL, N, C, 1e-5f);
     size_t na = (size_t)nh * T * hd;
     float *q = kt_rand(na, &s, 1), *k = kt_rand(na, &s, 1), *v = kt_rand(na, &s, 1);
-    float *res[2][4];
+    int M = 100, Kd = 70, O = 333;
+    float *wm = kt_rand((size_t)O * Kd, &s, 1), *bm = kt_rand(O, &s, 1);
+    float *res[2][6];
     int saved = omp_get_max_threads();
     for (int run = 0; run < 2; run++) {
         omp_set_num_threads(run ? 2 : 1);
@@ -366,6 +368,11 @@ START_TEST(test_thread_count_independent)
         res[run][1] = dbias;
         res[run][2] = dk;
         res[run][3] = ao;
+        res[run][4] = malloc(4 * (size_t)M * O);
+        ct_kern_matmul_fwd(K, res[run][4], x, wm, bm, M, Kd, O, 0);
+        res[run][5] = malloc(4 * (size_t)O * Kd);
+        memset(res[run][5], 0, 4 * (size_t)O * Kd);
+        ct_kern_matmul_bwd(K, NULL, res[run][5], NULL, g, x, NULL, M, Kd, O, 0);
         free(db), free(p), free(dq), free(dv);
     }
     omp_set_num_threads(saved);
@@ -373,8 +380,11 @@ START_TEST(test_thread_count_independent)
     ck_assert(memcmp(res[0][1], res[1][1], 4 * C) == 0);
     ck_assert(memcmp(res[0][2], res[1][2], 4 * na) == 0);
     ck_assert(memcmp(res[0][3], res[1][3], 4 * na) == 0);
+    ck_assert_msg(memcmp(res[0][4], res[1][4], 4 * (size_t)M * O) == 0, "matmul_fwd");
+    ck_assert_msg(memcmp(res[0][5], res[1][5], 4 * (size_t)O * Kd) == 0, "matmul_bwd dw");
+    free(wm), free(bm);
     for (int run = 0; run < 2; run++)
-        for (int i = 0; i < 4; i++)
+        for (int i = 0; i < 6; i++)
             free(res[run][i]);
     free(x), free(g), free(m), free(r), free(o), free(q), free(k), free(v);
 }

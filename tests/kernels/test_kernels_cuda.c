@@ -192,6 +192,13 @@ START_TEST(test_model_cuda)
     double d = kt_maxdiff(logits, want, n * V);
     printf("%s: logits max |cuda - reference| = %.3g\n", cases[_i], d);
     ck_assert(d <= 1e-4);
+    /* same inputs, same device: bit-identical */
+    float *again = malloc(sizeof(float) * n * V);
+    a.logits = again;
+    ck_assert_int_eq(ct_model_forward(mdl, &a), 0);
+    ck_assert_msg(memcmp(again, logits, sizeof(float) * n * V) == 0, "CUDA forward not deterministic");
+    a.logits = logits;
+    free(again);
     int32_t rows[2] = {pos[0], T + pos[1]};
     float *grad = malloc(sizeof(float) * n * C), *gw = fx_st_f32(&ref, "grad_1", NULL);
     ct_forward_args g = a;
