@@ -91,8 +91,8 @@ int ct_blob_next_chunk(ct_blob_reader *r, ct_blob_chunk *chunk)
 {
     if (r->next >= r->bi.chunks)
         return 0;
-    const uint8_t *data;
-    size_t len;
+    const uint8_t *data = NULL;
+    size_t len = 0;
     int rc = get_chunk(r, r->next, &data, &len);
     if (rc)
         return rc;
@@ -101,8 +101,8 @@ int ct_blob_next_chunk(ct_blob_reader *r, ct_blob_chunk *chunk)
     chunk->offset = r->next * r->bi.chunk_size;
     r->next++;
     if (r->next < r->bi.chunks) {
-        const uint8_t *nd;
-        size_t nl;
+        const uint8_t *nd = NULL;
+        size_t nl = 0;
         if (get_chunk(r, r->next, &nd, &nl) == 0)
             prefetch(nd, nl);
     }

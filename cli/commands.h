@@ -19,5 +19,7 @@ int ct_cmd_inspect_task(int argc, char **argv);     /* cli/inspect_task.c */
 int ct_cmd_bundle_export(int argc, char **argv);   /* cli/bundle.c */
 int ct_cmd_bundle_import(int argc, char **argv);   /* cli/bundle.c */
 int ct_cmd_bundle_verify(int argc, char **argv);   /* cli/bundle.c */
+int ct_cmd_inspect_forward(int argc, char **argv);  /* cli/inspect_forward.c */
+int ct_cmd_bench_forward(int argc, char **argv);    /* cli/bench_forward.c */
 
 #endif

@@ -31,6 +31,8 @@ static const command commands[] = {
     {"inspect", "tokenize", ct_cmd_inspect_tokenize, "tokenize JSON strings from stdin"},
     {"tokenizer", "train", ct_cmd_tokenizer_train, "train a byte-level BPE tokenizer.json on a corpus"},
     {"inspect", "task", ct_cmd_inspect_task, "a task's pairs, kept/dropped counts and examples; --list"},
+    {"inspect", "forward", ct_cmd_inspect_forward, "residuals after every block and logits as .npy"},
+    {"bench", "forward", ct_cmd_bench_forward, "forward throughput of a random model of a given shape"},
 };
 
 static int usage(FILE *f)

@@ -108,4 +108,18 @@ void ct_cck_adam_span(float *p, const float *g, float *m, float *v, size_t n, co
 void ct_cck_axpy(float *y, float a, const float *x, int n);
 float ct_cck_dot(const float *x, const float *y, int n);
 
+#ifdef CT_HAVE_CUDA
+/* CUDA versions (kernels/cuda/crosscoder_cuda.cu) of the elementwise training kernels;
+ * pointers are device pointers except row_ptr (host). Same results as the CPU kernels:
+ * Adam bit for bit, relu_count exactly, sumsq to double rounding. */
+int ct_cck_cuda_device_count(void); /* 0 when no device or driver */
+int ct_cck_cuda_alloc(void **p, size_t bytes);
+void ct_cck_cuda_free(void *p);
+int ct_cck_cuda_copy(void *dst, const void *src, size_t bytes, int to_device);
+int ct_cck_cuda_adam(float *p, const float *g, float *m, float *v, size_t n, float gscale, double lr,
+                     double b1, double b2, double eps, long t);
+int ct_cck_cuda_sumsq(const float *x, size_t n, double *out);
+int ct_cck_cuda_relu_count(float *F, int B, int H, size_t *row_ptr);
+#endif
+
 #endif

@@ -553,7 +553,8 @@ int ct_plan_save_manifest(ct_plan *p, ct_cache *cache)
         json_object_set_new(steps, n->label, json_pack("{s:s, s:O}", "key", hex, "material", n->material));
         memcpy(keys[n_keys++], n->key, CT_KEY_LEN);
     }
-    memcpy(keys + 1, p->memo_keys, p->n_memo * CT_KEY_LEN);
+    if (p->n_memo)
+        memcpy(keys + 1, p->memo_keys, p->n_memo * CT_KEY_LEN);
     json_t *manifest = json_pack("{s:s, s:o}", "recipe", ct_recipe_name(p->recipe), "steps", steps);
     char *text;
     size_t len;

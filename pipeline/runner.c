@@ -100,7 +100,7 @@ static int input_step(ct_step_ctx *c, const char *name, size_t i, const ct_plan_
 
 int ct_step_input(ct_step_ctx *c, const char *name, size_t i, ct_blob_reader **out)
 {
-    const ct_plan_step *s;
+    const ct_plan_step *s = NULL;
     int rc = input_step(c, name, i, &s);
     if (rc)
         return rc;
@@ -112,7 +112,7 @@ int ct_step_input(ct_step_ctx *c, const char *name, size_t i, ct_blob_reader **o
 
 int ct_step_input_record(ct_step_ctx *c, const char *name, size_t i, json_t **record)
 {
-    const ct_plan_step *s;
+    const ct_plan_step *s = NULL;
     int rc = input_step(c, name, i, &s);
     if (rc)
         return rc;
@@ -128,7 +128,7 @@ int ct_step_input_record(ct_step_ctx *c, const char *name, size_t i, json_t **re
 
 const char *ct_step_input_path(ct_step_ctx *c, const char *name, size_t i)
 {
-    const ct_plan_step *s;
+    const ct_plan_step *s = NULL;
     return input_step(c, name, i, &s) == 0 ? s->source_path : NULL;
 }
 

@@ -35,6 +35,14 @@ static void setup(env *e, const char *tag)
     ck_assert_msg(rc == 0, "run failed: %s", out);
 }
 
+/* Removes a passing test's directory (a failing one stops before, and keeps it). */
+static void done(const env *e)
+{
+    char cmd[PATH_MAX + 16];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", e->dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
 static char *path_in(const env *e, const char *name)
 {
     static char buf[8][PATH_MAX + 64];
@@ -295,6 +303,7 @@ START_TEST(export_is_deterministic)
     }
     archive_read_free(r);
     ck_assert_int_eq(n, 9); /* recipe, manifest, 1 result, 6 artifacts */
+    done(&e);
 }
 END_TEST
 
@@ -332,6 +341,7 @@ START_TEST(import_round_trip)
     /* importing again changes nothing */
     rc = ct_cli(out, sizeof out, "bundle import %s --cache %s", b, c2);
     ck_assert_msg(rc == 0 && strstr(out, "0 imported, 7 already present"), "%s", out);
+    done(&e);
 }
 END_TEST
 
@@ -365,6 +375,7 @@ START_TEST(partial_bundles_merge_roots)
     rc = ct_cli(out, sizeof out, "bundle export %s -o %s --cache %s --keys toy/item/1", e.recipe, b0, c2);
     ck_assert_int_ne(rc, 0);
     ck_assert_msg(strstr(out, "step toy/item/1") && strstr(out, "is not in the cache"), "%s", out);
+    done(&e);
 }
 END_TEST
 
@@ -392,6 +403,7 @@ START_TEST(absent_steps_are_listed)
     arc_free(&a);
     rc = ct_cli(out, sizeof out, "bundle import %s --cache %s", b, c2);
     ck_assert_msg(rc == 0 && strstr(out, "5 artifacts, 5 imported"), "%s", out);
+    done(&e);
 }
 END_TEST
 
@@ -550,6 +562,7 @@ START_TEST(refuses_non_bundles)
     rc = ct_cli(out, sizeof out, "bundle import %s --cache %s", path_in(&e, "absent.tar.zst"), path_in(&e, "t"));
     ck_assert_int_ne(rc, 0);
     ck_assert_msg(strstr(out, "absent.tar.zst"), "%s", out);
+    done(&e);
 }
 END_TEST
 
@@ -586,6 +599,7 @@ START_TEST(verify_identical)
     ck_assert_msg(strstr(out, "0 identical, 0 different, 1 not recomputable"), "%s", out);
     /* verify reads the user's cache and writes nothing to it */
     ck_assert_int_eq(count_entries(e.cache), 8);
+    done(&e);
 }
 END_TEST
 
@@ -627,6 +641,7 @@ static void check_different(const char *tag, const char *text, const char *expec
     ck_assert_msg(strstr(out, "DIFFERENT"), "%s", out);
     ck_assert_msg(strstr(out, expect), "expected '%s' in: %s", expect, out);
     ck_assert_msg(strstr(out, "0 identical, 1 different, 0 not recomputable"), "%s", out);
+    done(&e);
 }
 
 START_TEST(verify_different_same_size)

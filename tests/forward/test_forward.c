@@ -7,6 +7,7 @@
 #include "tests/support/testutil.h"
 
 #include <math.h>
+#include <omp.h>
 
 static const char *const cases[] = {"neox_parallel", "neox_sequential", "bloom_6head",
                                     "olmo_untied", "olmo_tied_clip"};
@@ -129,6 +130,13 @@ START_TEST(test_forward_matches_reference)
     a.logits = again;
     ck_assert_int_eq(ct_model_forward(f.m, &a), 0);
     ck_assert_msg(memcmp(again, logits, NV * sizeof(float)) == 0, "forward is not deterministic");
+    /* ... and does not depend on the thread count */
+    int threads = omp_get_max_threads();
+    omp_set_num_threads(threads > 1 ? 1 : 2);
+    ck_assert_int_eq(ct_model_forward(f.m, &a), 0);
+    omp_set_num_threads(threads);
+    ck_assert_msg(memcmp(again, logits, NV * sizeof(float)) == 0,
+                  "forward depends on the thread count");
 
     /* Stopping after block 0 gives the same residual and runs no head. */
     float *r0 = malloc(NC * sizeof(float));
