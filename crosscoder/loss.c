@@ -583,8 +583,16 @@ int ct_cc_forward_backward(const ct_crosscoder *cc, const float *X, int B,
         for (int b = 0; b < B; b++) {
             float *g = w->dF + (size_t)b * H;
             const float *f = w->F + (size_t)b * H;
-            for (int j = 0; j < H; j++)
-                g[j] = f[j] > 0.0f ? g[j] + (add ? add[j] : 0.0f) : 0.0f;
+            /* simd: branch-free, the active pattern is unpredictable */
+            if (add) {
+#pragma omp simd
+                for (int j = 0; j < H; j++)
+                    g[j] = f[j] > 0.0f ? g[j] + add[j] : 0.0f;
+            } else {
+#pragma omp simd
+                for (int j = 0; j < H; j++)
+                    g[j] = f[j] > 0.0f ? g[j] : 0.0f;
+            }
         }
         ct_cck_grad_dec_dense(w->F, w->G, gp.W_dec, B, H, D);
         ct_cck_grad_enc_dense(X, w->dF, gp.W_enc, B, D, H);

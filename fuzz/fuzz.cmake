@@ -17,15 +17,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) { (void)d; return (int)(n
     add_executable(bundle_import_fuzz ${CMAKE_SOURCE_DIR}/fuzz/bundle_import_fuzz.c)
     target_compile_options(bundle_import_fuzz PRIVATE -fsanitize=fuzzer,address)
     target_link_options(bundle_import_fuzz PRIVATE -fsanitize=fuzzer,address)
-    foreach(m common cache kernels recipe pipeline bundle)
-      target_link_libraries(bundle_import_fuzz PRIVATE ct_${m})
-    endforeach()
-    target_link_libraries(bundle_import_fuzz PRIVATE PkgConfig::LMDB PkgConfig::LIBGIT2
-      PkgConfig::LIBARCHIVE PkgConfig::OPENBLAS PkgConfig::YAML PkgConfig::JANSSON PkgConfig::PCRE2
-      PkgConfig::CRYPTO PkgConfig::ZSTD OpenMP::OpenMP_C Threads::Threads m)
-    if(CT_HAVE_CUDA)
-      target_link_libraries(bundle_import_fuzz PRIVATE CUDA::cudart CUDA::cublas)
-    endif()
+    target_link_libraries(bundle_import_fuzz PRIVATE crosstime)
     set_target_properties(bundle_import_fuzz PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR})
   else()
     message(WARNING "CT_FUZZ=ON but ${CMAKE_C_COMPILER_ID} has no -fsanitize=fuzzer (use clang): "

@@ -211,19 +211,17 @@ int ct_plan_source_digest(ct_plan *p, const char *label, const char *path,
     return 0;
 }
 
-/* Content digest of a file, memoised in the cache by its identity on disk so that a
- * no-op run does not re-read large corpora or weights. */
-static int file_digest(ct_plan *p, const char *path, const struct stat *st, uint8_t digest[CT_KEY_LEN])
+int ct_plan_memo_digest(ct_plan *p, const char *identity, int (*compute)(void *user, uint8_t digest[CT_KEY_LEN]),
+                        void *user, uint8_t digest[CT_KEY_LEN])
 {
     if (!p->cache)
-        return ct_sha256_file(path, digest);
-    char id[PATH_MAX + 160];
-    snprintf(id, sizeof id, "source-digest-memo\n%s\n%llu:%llu:%lld:%lld.%09ld:%lld.%09ld", path,
-             (unsigned long long)st->st_dev, (unsigned long long)st->st_ino, (long long)st->st_size,
-             (long long)st->st_mtim.tv_sec, st->st_mtim.tv_nsec, (long long)st->st_ctim.tv_sec,
-             st->st_ctim.tv_nsec);
+        return compute(user, digest);
+    char *id = NULL;
+    if (asprintf(&id, "source-digest-memo\n%s", identity) < 0)
+        return ct_error_set(CT_ENOMEM, "out of memory");
     uint8_t memo[CT_KEY_LEN];
     ct_sha256_buf(id, strlen(id), memo);
+    free(id);
     uint8_t (*keys)[CT_KEY_LEN] = realloc(p->memo_keys, (p->n_memo + 1) * sizeof *keys);
     if (!keys)
         return ct_error_set(CT_ENOMEM, "out of memory");
@@ -238,17 +236,26 @@ static int file_digest(ct_plan *p, const char *path, const struct stat *st, uint
         if (rc == 0)
             return 0;
     }
-    int rc = ct_sha256_file(path, digest);
+    int rc = compute(user, digest);
     if (rc)
         return rc;
     char hex[CT_KEY_HEX_LEN + 1];
     ct_key_hex(digest, hex);
-    record = json_pack("{s:{s:s, s:s}, s:s}", "material", "kind", "source_digest_memo", "path", path,
-                       "digest", hex);
+    record = json_pack("{s:{s:s, s:s}, s:s}", "material", "kind", "source_digest_memo", "identity",
+                       identity, "digest", hex);
     rc = ct_cache_put(p->cache, memo, record, "", 0);
     json_decref(record);
     return rc;
 }
+
+void ct_plan_stat_identity(const char *path, const struct stat *st, char *out, size_t n)
+{
+    snprintf(out, n, "%s %llu:%llu:%lld:%lld.%09ld:%lld.%09ld", path, (unsigned long long)st->st_dev,
+             (unsigned long long)st->st_ino, (long long)st->st_size, (long long)st->st_mtim.tv_sec,
+             st->st_mtim.tv_nsec, (long long)st->st_ctim.tv_sec, st->st_ctim.tv_nsec);
+}
+
+static int hash_file(void *path, uint8_t digest[CT_KEY_LEN]) { return ct_sha256_file(path, digest); }
 
 int ct_plan_source_file(ct_plan *p, const char *path, const char **label)
 {
@@ -265,8 +272,12 @@ int ct_plan_source_file(ct_plan *p, const char *path, const char **label)
         *label = p->nodes[idx].label;
         return 0;
     }
+    /* memoised by the file's identity on disk, so a no-op run does not re-read large
+     * corpora */
+    char identity[PATH_MAX + 128];
+    ct_plan_stat_identity(abs, &st, identity, sizeof identity);
     uint8_t digest[CT_KEY_LEN];
-    int rc = file_digest(p, abs, &st, digest);
+    int rc = ct_plan_memo_digest(p, identity, hash_file, abs, digest);
     if (rc)
         return rc;
     if ((rc = ct_plan_source_digest(p, lab, abs, digest)))

@@ -52,6 +52,16 @@ int ct_plan_add(ct_plan *plan, const char *kind, const char *label, json_t *para
  * cache by (path, device, inode, size, mtime). Sets *label (borrowed) to the source's
  * label "source:<absolute path>". Error names the missing or unreadable file. */
 int ct_plan_source_file(ct_plan *plan, const char *path, const char **label);
+/* A digest memoised in the cache under an identity string (e.g. paths with their
+ * inode, size and mtime): `compute` runs only when the identity was never seen. The
+ * memo entries are kept by the recipe's root like its steps. */
+int ct_plan_memo_digest(ct_plan *plan, const char *identity,
+                        int (*compute)(void *user, uint8_t digest[CT_KEY_LEN]), void *user,
+                        uint8_t digest[CT_KEY_LEN]);
+/* The identity of a file on disk for ct_plan_memo_digest: path, device, inode, size,
+ * mtime and ctime. */
+struct stat;
+void ct_plan_stat_identity(const char *path, const struct stat *st, char *out, size_t n);
 /* Adds a source whose digest the caller computed (checkpoint directories). */
 int ct_plan_source_digest(ct_plan *plan, const char *label, const char *path,
                           const uint8_t digest[CT_KEY_LEN]);
