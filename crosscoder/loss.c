@@ -22,6 +22,7 @@
  * Since only active latents carry gradient, the sparse path never forms the dense
  * ∂/∂f: it evaluates G·W_dec[j] only at active (b,j) and gathers the weight gradients
  * from the active entries. */
+#include "common/array.h"
 #include "crosscoder/loss.h"
 
 #include "common/error.h"
@@ -51,16 +52,8 @@ struct ct_cc_workspace {
 
 static int grow(void **p, size_t *cap, size_t n, size_t elem)
 {
-    if (*p && n <= *cap)
-        return 0;
-    size_t c = n > *cap * 3 / 2 ? n : *cap * 3 / 2;
-    if (c == 0)
-        c = 1;
-    void *q = realloc(*p, c * elem);
-    if (!q)
-        return ct_error_set(CT_ENOMEM, "crosscoder: out of memory for %zu scratch values", c);
-    *p = q;
-    *cap = c;
+    if (ct_array_grow(p, cap, n, elem))
+        return ct_error_set(CT_ENOMEM, "crosscoder: out of memory for %zu scratch values", n);
     return 0;
 }
 

@@ -1,4 +1,5 @@
-/* CPU kernels of the crosscoder (kernels/cpu/crosscoder_*.c).
+/* Kernels of the crosscoder: CPU (kernels/cpu/crosscoder_*.c) and, where built, the
+ * CUDA versions of the elementwise ones (kernels/cuda/crosscoder_cuda.cu).
  *
  * Everything is row-major fp32. A batch row is one token's M checkpoints stacked, so
  * with D = M*d the crosscoder is a plain [B,D] -> [B,H] -> [B,D] autoencoder as far
@@ -7,8 +8,9 @@
  * Two paths: dense (OpenBLAS SGEMM) and sparse (only the active latents of each row,
  * held as CSR + its CSC transpose). Every reduction has a fixed order that depends on
  * the shapes and the OpenMP thread count only, never on scheduling, so results are
- * reproducible for a given thread count. No function here allocates except the
- * *_alloc/_free pairs; callers own all buffers. */
+ * reproducible for a given thread count. Callers own all buffers passed in; the
+ * *_reserve functions grow CSR/CSC arrays, and a few kernels take small per-call
+ * scratch (a tile per thread, partial sums) that they free before returning. */
 #ifndef CT_CROSSCODER_KERNELS_H
 #define CT_CROSSCODER_KERNELS_H
 

@@ -1,3 +1,4 @@
+#include "common/array.h"
 #include "models/checkpoint/torch_pickle.h"
 #include "common/error.h"
 
@@ -69,21 +70,6 @@ static const struct {
     {"torch.ByteStorage", CT_DT_U8},       {"torch.BoolStorage", CT_DT_BOOL},
 };
 
-static int grow(void **p, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return 0;
-    size_t c = *cap ? *cap : 16;
-    while (c < need)
-        c *= 2;
-    void *q = realloc(*p, c * elem);
-    if (!q)
-        return -1;
-    *p = q;
-    *cap = c;
-    return 0;
-}
-
 static long off(const pk_vm *vm)
 {
     return (long)(vm->p - vm->base);
@@ -96,7 +82,7 @@ static int oom(const pk_vm *vm)
 
 static pk_obj *obj_new(pk_vm *vm, pk_kind kind)
 {
-    if (grow((void **)&vm->all, &vm->cap_all, vm->n_all + 1, sizeof *vm->all))
+    if (ct_array_grow((void **)&vm->all, &vm->cap_all, vm->n_all + 1, sizeof *vm->all))
         return NULL;
     pk_obj *o = calloc(1, sizeof *o);
     if (!o)
@@ -113,7 +99,7 @@ static int push(pk_vm *vm, pk_obj *o)
     if (vm->sp >= PK_MAX_DEPTH)
         return ct_error_set(CT_ECORRUPT, "%s: pickle stack too deep at byte %ld", vm->path,
                             off(vm));
-    if (grow((void **)&vm->stack, &vm->cap_stack, vm->sp + 1, sizeof *vm->stack))
+    if (ct_array_grow((void **)&vm->stack, &vm->cap_stack, vm->sp + 1, sizeof *vm->stack))
         return oom(vm);
     vm->stack[vm->sp++] = o;
     return 0;
@@ -191,7 +177,7 @@ static int push_str(pk_vm *vm, size_t lenbytes)
 
 static int seq_append(pk_vm *vm, pk_obj *seq, pk_obj *item)
 {
-    if (grow((void **)&seq->items, &seq->cap, seq->n + 1, sizeof *seq->items))
+    if (ct_array_grow((void **)&seq->items, &seq->cap, seq->n + 1, sizeof *seq->items))
         return oom(vm);
     seq->items[seq->n++] = item;
     return 0;
@@ -392,7 +378,7 @@ static int memo_put(pk_vm *vm, uint64_t idx)
         return ct_error_set(CT_ECORRUPT, "%s: memo index %llu too large at byte %ld", vm->path,
                             (unsigned long long)idx, off(vm));
     size_t old = vm->cap_memo;
-    if (grow((void **)&vm->memo, &vm->cap_memo, (size_t)idx + 1, sizeof *vm->memo))
+    if (ct_array_grow((void **)&vm->memo, &vm->cap_memo, (size_t)idx + 1, sizeof *vm->memo))
         return oom(vm);
     memset(vm->memo + old, 0, (vm->cap_memo - old) * sizeof *vm->memo);
     vm->memo[idx] = o;
@@ -431,7 +417,7 @@ static int step(pk_vm *vm, int *stop)
         return 0;
     case '.': /* STOP */ *stop = 1; return 0;
     case '(': /* MARK */
-        if (grow((void **)&vm->marks, &vm->cap_marks, vm->n_marks + 1, sizeof *vm->marks))
+        if (ct_array_grow((void **)&vm->marks, &vm->cap_marks, vm->n_marks + 1, sizeof *vm->marks))
             return oom(vm);
         vm->marks[vm->n_marks++] = vm->sp;
         return 0;

@@ -1,26 +1,12 @@
+#include "common/array.h"
 #include "models/tokenizer/tok_util.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-static int grow(void **p, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return 0;
-    size_t c = *cap ? *cap : 16;
-    while (c < need)
-        c *= 2;
-    void *q = realloc(*p, c * elem);
-    if (!q)
-        return -1;
-    *p = q;
-    *cap = c;
-    return 0;
-}
-
 int tok_ids_push(tok_ids *a, int32_t x)
 {
-    if (grow((void **)&a->v, &a->cap, a->n + 1, sizeof *a->v))
+    if (ct_array_grow((void **)&a->v, &a->cap, a->n + 1, sizeof *a->v))
         return -1;
     a->v[a->n++] = x;
     return 0;
@@ -30,7 +16,7 @@ int tok_ids_append(tok_ids *a, const int32_t *x, size_t n)
 {
     if (!n)
         return 0;
-    if (grow((void **)&a->v, &a->cap, a->n + n, sizeof *a->v))
+    if (ct_array_grow((void **)&a->v, &a->cap, a->n + n, sizeof *a->v))
         return -1;
     memcpy(a->v + a->n, x, n * sizeof *x);
     a->n += n;
@@ -39,7 +25,7 @@ int tok_ids_append(tok_ids *a, const int32_t *x, size_t n)
 
 int tok_buf_reserve(tok_buf *b, size_t extra)
 {
-    return grow((void **)&b->p, &b->cap, b->n + extra + 1, 1);
+    return ct_array_grow((void **)&b->p, &b->cap, b->n + extra + 1, 1);
 }
 
 int tok_buf_put(tok_buf *b, const void *s, size_t n)
@@ -55,7 +41,7 @@ int tok_buf_put(tok_buf *b, const void *s, size_t n)
 
 int tok_spans_push(tok_spans *a, size_t start, size_t end)
 {
-    if (grow((void **)&a->v, &a->cap, a->n + 1, sizeof *a->v))
+    if (ct_array_grow((void **)&a->v, &a->cap, a->n + 1, sizeof *a->v))
         return -1;
     a->v[a->n].start = start;
     a->v[a->n].end = end;

@@ -16,6 +16,7 @@
  * The library visits hash maps in random order; here every order is fixed (words in
  * first-seen order, new pairs in order of first appearance), which only matters for
  * the library's own nondeterministic corner (two heap entries for one pair and count). */
+#include "common/array.h"
 #include "models/tokenizer/train.h"
 #include "models/tokenizer/train_internal.h"
 
@@ -48,21 +49,6 @@ typedef struct {
 
 
 /* ---- small containers ------------------------------------------------------------ */
-
-static int grow(void **p, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return 0;
-    size_t c = *cap ? *cap : 64;
-    while (c < need)
-        c *= 2;
-    void *q = realloc(*p, c * elem);
-    if (!q)
-        return -1;
-    *p = q;
-    *cap = c;
-    return 0;
-}
 
 static inline uint64_t pair_key(uint32_t a, uint32_t b) { return (uint64_t)a << 32 | b; }
 
@@ -147,7 +133,7 @@ typedef struct {
 
 static int h_push(heap *h, hentry e)
 {
-    if (grow((void **)&h->v, &h->cap, h->n + 1, sizeof *h->v))
+    if (ct_array_grow((void **)&h->v, &h->cap, h->n + 1, sizeof *h->v))
         return -1;
     size_t i = h->n++;
     while (i > 0) {
@@ -194,7 +180,7 @@ static int vocab_add(ct_tok_trainer *t, const char *s, size_t n, int32_t *id)
         *id = have;
         return 0;
     }
-    if (t->vn >= INT32_MAX || grow((void **)&t->voff, &t->vcap, t->vn + 1, sizeof *t->voff) ||
+    if (t->vn >= INT32_MAX || ct_array_grow((void **)&t->voff, &t->vcap, t->vn + 1, sizeof *t->voff) ||
         tok_strmap_put(&t->vmap, &t->varena, s, n, (int32_t)t->vn) ||
         !tok_strmap_key_off(&t->vmap, &t->varena, s, n, &t->voff[t->vn]))
         return -1;
@@ -269,13 +255,13 @@ static int count_piece(ct_tok_trainer *t, const char *s, size_t n)
     if (t->wn >= INT32_MAX)
         return ct_error_set(CT_EINVAL, "BPE training: more than 2^31 distinct pieces");
     size_t cap = t->wcap;
-    if (grow((void **)&t->wcnt, &cap, t->wn + 1, sizeof *t->wcnt))
+    if (ct_array_grow((void **)&t->wcnt, &cap, t->wn + 1, sizeof *t->wcnt))
         return NOMEM();
     cap = t->wcap;
-    if (grow((void **)&t->woff, &cap, t->wn + 1, sizeof *t->woff))
+    if (ct_array_grow((void **)&t->woff, &cap, t->wn + 1, sizeof *t->woff))
         return NOMEM();
     cap = t->wcap;
-    if (grow((void **)&t->wlen, &cap, t->wn + 1, sizeof *t->wlen))
+    if (ct_array_grow((void **)&t->wlen, &cap, t->wn + 1, sizeof *t->wlen))
         return NOMEM();
     t->wcap = cap;
     if (tok_strmap_put(&t->wmap, &t->warena, s, n, (int32_t)t->wn) ||
@@ -365,13 +351,13 @@ static int pair_index(work *w, uint32_t a, uint32_t b, uint32_t *idx)
         return -1;
     if (isnew) {
         size_t cap = w->pcap;
-        if (grow((void **)&w->pa, &cap, w->np + 1, sizeof *w->pa))
+        if (ct_array_grow((void **)&w->pa, &cap, w->np + 1, sizeof *w->pa))
             return -1;
         cap = w->pcap;
-        if (grow((void **)&w->pb, &cap, w->np + 1, sizeof *w->pb))
+        if (ct_array_grow((void **)&w->pb, &cap, w->np + 1, sizeof *w->pb))
             return -1;
         cap = w->pcap;
-        if (grow((void **)&w->pcount, &cap, w->np + 1, sizeof *w->pcount))
+        if (ct_array_grow((void **)&w->pcount, &cap, w->np + 1, sizeof *w->pcount))
             return -1;
         w->pcap = cap;
         w->pa[w->np] = a;
@@ -385,7 +371,7 @@ static int pair_index(work *w, uint32_t a, uint32_t b, uint32_t *idx)
 static int add_change(work *w, uint32_t a, uint32_t b, int32_t delta, uint32_t word)
 {
     uint32_t k;
-    if (pair_index(w, a, b, &k) || grow((void **)&w->ch, &w->chcap, w->nch + 1, sizeof *w->ch))
+    if (pair_index(w, a, b, &k) || ct_array_grow((void **)&w->ch, &w->chcap, w->nch + 1, sizeof *w->ch))
         return -1;
     w->ch[w->nch++] = (change){k, delta, word};
     return 0;
@@ -430,7 +416,7 @@ static int push_updates(work *w)
             if (j > i && w->upd[j] == w->upd[j - 1])
                 continue;
             if (w->pcount[k] > 0) {
-                if (grow((void **)&w->posbuf, &w->posbufcap, w->nposbuf + 1, sizeof *w->posbuf))
+                if (ct_array_grow((void **)&w->posbuf, &w->posbufcap, w->nposbuf + 1, sizeof *w->posbuf))
                     return -1;
                 w->posbuf[w->nposbuf++] = (uint32_t)w->upd[j];
             }
@@ -486,8 +472,8 @@ static int count_pairs(ct_tok_trainer *t, work *w)
             if (k >= cap) {
                 size_t old = cap;
                 cap2 = cap;
-                if (grow((void **)&npos, &cap, (size_t)k + 1, sizeof *npos) ||
-                    grow((void **)&last, &cap2, (size_t)k + 1, sizeof *last))
+                if (ct_array_grow((void **)&npos, &cap, (size_t)k + 1, sizeof *npos) ||
+                    ct_array_grow((void **)&last, &cap2, (size_t)k + 1, sizeof *last))
                     goto out;
                 memset(npos + old, 0, (cap - old) * sizeof *npos);
                 memset(last + old, 0xFF, (cap - old) * sizeof *last);
@@ -502,7 +488,7 @@ static int count_pairs(ct_tok_trainer *t, work *w)
     size_t total = 0;
     for (size_t k = 0; k < w->np; k++)
         total += npos[k];
-    if (grow((void **)&w->posbuf, &w->posbufcap, total + 1, sizeof *w->posbuf))
+    if (ct_array_grow((void **)&w->posbuf, &w->posbufcap, total + 1, sizeof *w->posbuf))
         goto out;
     /* npos[k] becomes the fill cursor of pair k's list */
     size_t *start = malloc((w->np + 1) * sizeof *start);
@@ -554,7 +540,7 @@ static int finish_merges(ct_tok_trainer *t, work *w)
         uint32_t k;
         int isnew;
         if (pm_get_or_add(&last, pair_key(w->rawm[i][0], w->rawm[i][1]), (uint32_t)i, &k, &isnew) ||
-            grow((void **)&rank, &rcap, i + 1, sizeof *rank)) {
+            ct_array_grow((void **)&rank, &rcap, i + 1, sizeof *rank)) {
             pm_free(&last);
             free(rank);
             return -1;
@@ -649,7 +635,7 @@ int ct_tok_trainer_train(ct_tok_trainer *t)
         size_t la = strlen(sa), lb = strlen(sb);
         nt.n = 0;
         if (tok_buf_put(&nt, sa, la) || tok_buf_put(&nt, sb, lb) || vocab_add(t, nt.p, la + lb, &id) ||
-            grow((void **)&w.rawm, &w.rawmcap, w.nrawm + 1, sizeof *w.rawm)) {
+            ct_array_grow((void **)&w.rawm, &w.rawmcap, w.nrawm + 1, sizeof *w.rawm)) {
             rc = NOMEM();
             goto out;
         }
@@ -668,7 +654,7 @@ int ct_tok_trainer_train(ct_tok_trainer *t)
             const change *c = &w.ch[i];
             w.pcount[c->pair] += (int64_t)c->delta * (int64_t)t->wcnt[c->word];
             if (c->delta > 0) {
-                if (grow((void **)&w.upd, &w.updcap, w.nupd + 1, sizeof *w.upd)) {
+                if (ct_array_grow((void **)&w.upd, &w.updcap, w.nupd + 1, sizeof *w.upd)) {
                     rc = NOMEM();
                     goto out;
                 }

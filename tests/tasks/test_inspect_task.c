@@ -7,58 +7,15 @@
 
 #include "cli/commands.h"
 #include "common/io.h"
+#include "tests/support/subcommand.h"
 #include "tests/support/testutil.h"
 
 static char dir[PATH_MAX];
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_ptr_nonnull(f);
-    char *buf = NULL;
-    size_t n = 0, cap = 0, got;
-    char chunk[4096];
-    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        if (n + got + 1 > cap) {
-            cap = (n + got + 1) * 2;
-            buf = realloc(buf, cap);
-            ck_assert_ptr_nonnull(buf);
-        }
-        memcpy(buf + n, chunk, got);
-        n += got;
-    }
-    fclose(f);
-    if (!buf)
-        buf = calloc(1, 1);
-    buf[n] = 0;
-    return buf;
-}
-
 /* Runs the command; returns its exit status, stdout and stderr in *out / *err. */
 static int run_cmd(char **argv, int argc, char **out, char **err)
 {
-    char out_path[PATH_MAX + 16], err_path[PATH_MAX + 16];
-    snprintf(out_path, sizeof out_path, "%s/out", dir);
-    snprintf(err_path, sizeof err_path, "%s/err", dir);
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        if (!freopen("/dev/null", "r", stdin) || !freopen(out_path, "w", stdout) ||
-            !freopen(err_path, "w", stderr))
-            _exit(99);
-        int rc = ct_cmd_inspect_task(argc, argv);
-        fflush(stdout);
-        fflush(stderr);
-        _exit(rc);
-    }
-    int status;
-    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-    ck_assert(WIFEXITED(status));
-    *out = slurp(out_path);
-    *err = slurp(err_path);
-    return WEXITSTATUS(status);
+    return ct_test_subcommand(ct_cmd_inspect_task, argv, argc, NULL, dir, out, err);
 }
 
 /* Splits `text` into lines in place; returns their number. */

@@ -4,59 +4,15 @@
 
 #include "cli/commands.h"
 #include "common/io.h"
+#include "tests/support/subcommand.h"
 #include "tests/support/testutil.h"
 
 static char dir[PATH_MAX];
 
-/* Whole file, NUL-terminated (plain stdio: the outputs may be empty). */
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_ptr_nonnull(f);
-    char *buf = NULL;
-    size_t n = 0, cap = 0, got;
-    char chunk[4096];
-    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        if (n + got + 1 > cap) {
-            cap = (n + got + 1) * 2;
-            buf = realloc(buf, cap);
-        }
-        memcpy(buf + n, chunk, got);
-        n += got;
-    }
-    fclose(f);
-    if (!buf)
-        buf = calloc(1, 1);
-    buf[n] = 0;
-    return buf;
-}
-
 /* Runs the command with `input` on stdin; returns its exit status, output in *out. */
 static int run_cmd(char **argv, int argc, const char *input, char **out, char **err)
 {
-    char in_path[PATH_MAX + 16], out_path[PATH_MAX + 16], err_path[PATH_MAX + 16];
-    snprintf(in_path, sizeof in_path, "%s/in", dir);
-    snprintf(out_path, sizeof out_path, "%s/out", dir);
-    snprintf(err_path, sizeof err_path, "%s/err", dir);
-    ck_assert_int_eq(ct_write_file_atomic(in_path, input, strlen(input)), 0);
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        if (!freopen(in_path, "r", stdin) || !freopen(out_path, "w", stdout) || !freopen(err_path, "w", stderr))
-            _exit(99);
-        int rc = ct_cmd_inspect_tokenize(argc, argv);
-        fflush(stdout);
-        fflush(stderr);
-        _exit(rc);
-    }
-    int status;
-    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-    ck_assert(WIFEXITED(status));
-    *out = slurp(out_path);
-    *err = slurp(err_path);
-    return WEXITSTATUS(status);
+    return ct_test_subcommand(ct_cmd_inspect_tokenize, argv, argc, input, dir, out, err);
 }
 
 START_TEST(encode_decode_errors_usage)
