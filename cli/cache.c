@@ -71,162 +71,11 @@ static int print_entry(const uint8_t key[CT_KEY_LEN], json_t *record, void *user
     return 0;
 }
 
-int ct_cmd_cache_ls(int argc, char **argv)
-{
-    static const char usage[] = "usage: crosstime cache ls [--json] [--cache DIR]\n";
-    static const char *const flags[] = {"--json", NULL};
-    int set[1] = {0};
-    ct_cli_common o;
-    int rc = parse(argc, argv, &o, flags, set, NULL, usage);
-    if (rc)
-        return rc;
-    ct_cache *cache;
-    int status = 0;
-    if (ct_cli_open_cache(&o, 1, &cache))
-        status = ct_cli_fail();
-    else {
-        if (ct_cache_foreach(cache, print_entry, &set[0]))
-            status = ct_cli_fail();
-        ct_cache_close(cache);
-    }
-    ct_cli_common_free(&o);
-    return status;
-}
-
-int ct_cmd_cache_stat(int argc, char **argv)
-{
-    static const char usage[] = "usage: crosstime cache stat [--cache DIR]\n";
-    ct_cli_common o;
-    int rc = parse(argc, argv, &o, NULL, NULL, NULL, usage);
-    if (rc)
-        return rc;
-    ct_cache *cache;
-    ct_cache_stats st;
-    int status = 0;
-    if (ct_cli_open_cache(&o, 1, &cache))
-        status = ct_cli_fail();
-    else {
-        if (ct_cache_stat(cache, &st))
-            status = ct_cli_fail();
-        else {
-            char blob[32], map[32], used[32];
-            human(st.blob_bytes, blob, sizeof blob);
-            human(st.map_size, map, sizeof map);
-            human(st.map_used, used, sizeof used);
-            printf("cache %s\nentries %llu\nblob bytes %s\nchunks %llu\npending writes %llu\n"
-                   "roots %llu\nmap used %s of %s\n",
-                   ct_cache_dir(cache), (unsigned long long)st.entries, blob,
-                   (unsigned long long)st.chunks, (unsigned long long)st.pending_writes,
-                   (unsigned long long)st.roots, used, map);
-        }
-        ct_cache_close(cache);
-    }
-    ct_cli_common_free(&o);
-    return status;
-}
-
 static void report_corrupt(const uint8_t key[CT_KEY_LEN], const char *why, void *user)
 {
     char hex[CT_KEY_HEX_LEN + 1];
     ct_key_hex(key, hex);
     printf("corrupt %s: %s%s\n", hex, why, *(int *)user ? "" : " (removed; a later run recomputes it)");
-}
-
-int ct_cmd_cache_verify(int argc, char **argv)
-{
-    static const char usage[] =
-        "usage: crosstime cache verify [--dry-run] [--cache DIR]\n"
-        "  Re-hashes every blob. Corrupt entries are reported and removed, so the next\n"
-        "  run recomputes them (--dry-run only reports). Exit status 1 if any was corrupt.\n";
-    static const char *const flags[] = {"--dry-run", NULL};
-    int set[1] = {0};
-    ct_cli_common o;
-    int rc = parse(argc, argv, &o, flags, set, NULL, usage);
-    if (rc)
-        return rc;
-    ct_cache *cache;
-    uint64_t corrupt = 0;
-    int status = 0;
-    if (ct_cli_open_cache(&o, set[0], &cache))
-        status = ct_cli_fail();
-    else {
-        if (ct_cache_verify(cache, !set[0], report_corrupt, &set[0], &corrupt))
-            status = ct_cli_fail();
-        else {
-            printf("%llu corrupt entr%s\n", (unsigned long long)corrupt, corrupt == 1 ? "y" : "ies");
-            status = corrupt ? 1 : 0;
-        }
-        ct_cache_close(cache);
-    }
-    ct_cli_common_free(&o);
-    return status;
-}
-
-int ct_cmd_cache_gc(int argc, char **argv)
-{
-    static const char usage[] =
-        "usage: crosstime cache gc [--dry-run] [--cache DIR]\n"
-        "  Deletes entries that no named root (recipe:<name>, written by each run)\n"
-        "  reaches, and the chunks of abandoned writes.\n";
-    static const char *const flags[] = {"--dry-run", NULL};
-    int set[1] = {0};
-    ct_cli_common o;
-    int rc = parse(argc, argv, &o, flags, set, NULL, usage);
-    if (rc)
-        return rc;
-    ct_cache *cache;
-    ct_cache_gc_stats st;
-    int status = 0;
-    if (ct_cli_open_cache(&o, 0, &cache))
-        status = ct_cli_fail();
-    else {
-        if (ct_cache_gc(cache, set[0], &st))
-            status = ct_cli_fail();
-        else {
-            char bytes[32];
-            human(st.bytes_removed, bytes, sizeof bytes);
-            printf("%s%llu entries (%s), %llu abandoned writes\n", set[0] ? "would remove " : "removed ",
-                   (unsigned long long)st.entries_removed, bytes, (unsigned long long)st.abandoned_writes);
-        }
-        ct_cache_close(cache);
-    }
-    ct_cli_common_free(&o);
-    return status;
-}
-
-int ct_cmd_cache_cat(int argc, char **argv)
-{
-    static const char usage[] = "usage: crosstime cache cat KEY-PREFIX [--cache DIR]\n";
-    const char *prefix = NULL;
-    ct_cli_common o;
-    int rc = parse(argc, argv, &o, NULL, NULL, &prefix, usage);
-    if (rc)
-        return rc;
-    if (!prefix)
-        return ct_cli_usage(usage);
-    ct_cache *cache;
-    int status = 0;
-    if (ct_cli_open_cache(&o, 1, &cache))
-        status = ct_cli_fail();
-    else {
-        uint8_t key[CT_KEY_LEN];
-        ct_blob_reader *r;
-        if (ct_cache_resolve_prefix(cache, prefix, key) || ct_blob_reader_open(cache, key, &r)) {
-            status = ct_cli_fail();
-        } else {
-            ct_blob_chunk chunk;
-            int more;
-            while ((more = ct_blob_next_chunk(r, &chunk)) > 0)
-                if (fwrite(chunk.data, 1, chunk.len, stdout) != chunk.len)
-                    break;
-            if (more < 0)
-                status = ct_cli_fail();
-            ct_blob_reader_close(r);
-        }
-        ct_cache_close(cache);
-    }
-    ct_cli_common_free(&o);
-    return status;
 }
 
 static int print_root(const char *name, size_t n_keys, void *user)
@@ -235,22 +84,150 @@ static int print_root(const char *name, size_t n_keys, void *user)
     return 0;
 }
 
-int ct_cmd_cache_roots(int argc, char **argv)
+/* One `cache` subcommand: its usage, flags, whether it takes a KEY-PREFIX, how it opens
+ * the cache, and what it does. Every action returns the exit status. */
+typedef struct {
+    const char *usage;
+    const char *const *flags; /* NULL-terminated; set[i] tells whether flags[i] was given */
+    int wants_arg;
+    int read_only;            /* 1, 0, or 2: read-only when flags[0] (--dry-run) is given */
+    int (*act)(ct_cache *cache, const int *set, const char *arg);
+} cache_command;
+
+static int run_cache_command(const cache_command *cmd, int argc, char **argv)
 {
-    static const char usage[] = "usage: crosstime cache roots [--cache DIR]\n";
+    int set[4] = {0};
+    const char *arg = NULL;
     ct_cli_common o;
-    int rc = parse(argc, argv, &o, NULL, NULL, NULL, usage);
+    int rc = parse(argc, argv, &o, cmd->flags, set, cmd->wants_arg ? &arg : NULL, cmd->usage);
     if (rc)
         return rc;
+    if (cmd->wants_arg && !arg) {
+        ct_cli_common_free(&o);
+        return ct_cli_usage(cmd->usage);
+    }
     ct_cache *cache;
-    int status = 0;
-    if (ct_cli_open_cache(&o, 1, &cache))
+    int status;
+    if (ct_cli_open_cache(&o, cmd->read_only == 2 ? set[0] : cmd->read_only, &cache)) {
         status = ct_cli_fail();
-    else {
-        if (ct_cache_root_foreach(cache, print_root, NULL))
-            status = ct_cli_fail();
+    } else {
+        status = cmd->act(cache, set, arg);
         ct_cache_close(cache);
     }
     ct_cli_common_free(&o);
     return status;
+}
+
+static int act_ls(ct_cache *cache, const int *set, const char *arg)
+{
+    int as_json = set[0];
+    return ct_cache_foreach(cache, print_entry, &as_json) ? ct_cli_fail() : 0;
+}
+
+static int act_stat(ct_cache *cache, const int *set, const char *arg)
+{
+    ct_cache_stats st;
+    if (ct_cache_stat(cache, &st))
+        return ct_cli_fail();
+    char blob[32], map[32], used[32];
+    human(st.blob_bytes, blob, sizeof blob);
+    human(st.map_size, map, sizeof map);
+    human(st.map_used, used, sizeof used);
+    printf("cache %s\nentries %llu\nblob bytes %s\nchunks %llu\npending writes %llu\n"
+           "roots %llu\nmap used %s of %s\n",
+           ct_cache_dir(cache), (unsigned long long)st.entries, blob, (unsigned long long)st.chunks,
+           (unsigned long long)st.pending_writes, (unsigned long long)st.roots, used, map);
+    return 0;
+}
+
+static int act_verify(ct_cache *cache, const int *set, const char *arg)
+{
+    uint64_t corrupt = 0;
+    int dry_run = set[0];
+    if (ct_cache_verify(cache, !dry_run, report_corrupt, &dry_run, &corrupt))
+        return ct_cli_fail();
+    printf("%llu corrupt entr%s\n", (unsigned long long)corrupt, corrupt == 1 ? "y" : "ies");
+    return corrupt ? 1 : 0;
+}
+
+static int act_gc(ct_cache *cache, const int *set, const char *arg)
+{
+    ct_cache_gc_stats st;
+    if (ct_cache_gc(cache, set[0], &st))
+        return ct_cli_fail();
+    char bytes[32];
+    human(st.bytes_removed, bytes, sizeof bytes);
+    printf("%s%llu entries (%s), %llu abandoned writes\n", set[0] ? "would remove " : "removed ",
+           (unsigned long long)st.entries_removed, bytes, (unsigned long long)st.abandoned_writes);
+    return 0;
+}
+
+static int act_cat(ct_cache *cache, const int *set, const char *prefix)
+{
+    uint8_t key[CT_KEY_LEN];
+    ct_blob_reader *r;
+    if (ct_cache_resolve_prefix(cache, prefix, key) || ct_blob_reader_open(cache, key, &r))
+        return ct_cli_fail();
+    ct_blob_chunk chunk;
+    int more;
+    while ((more = ct_blob_next_chunk(r, &chunk)) > 0)
+        if (fwrite(chunk.data, 1, chunk.len, stdout) != chunk.len)
+            break;
+    int status = more < 0 ? ct_cli_fail() : 0;
+    ct_blob_reader_close(r);
+    return status;
+}
+
+static int act_roots(ct_cache *cache, const int *set, const char *arg)
+{
+    return ct_cache_root_foreach(cache, print_root, NULL) ? ct_cli_fail() : 0;
+}
+
+static const char *const json_flag[] = {"--json", NULL};
+static const char *const dry_run_flag[] = {"--dry-run", NULL};
+
+int ct_cmd_cache_ls(int argc, char **argv)
+{
+    static const cache_command cmd = {"usage: crosstime cache ls [--json] [--cache DIR]\n", json_flag, 0, 1,
+                                      act_ls};
+    return run_cache_command(&cmd, argc, argv);
+}
+
+int ct_cmd_cache_stat(int argc, char **argv)
+{
+    static const cache_command cmd = {"usage: crosstime cache stat [--cache DIR]\n", NULL, 0, 1, act_stat};
+    return run_cache_command(&cmd, argc, argv);
+}
+
+int ct_cmd_cache_verify(int argc, char **argv)
+{
+    static const cache_command cmd = {
+        "usage: crosstime cache verify [--dry-run] [--cache DIR]\n"
+        "  Re-hashes every blob. Corrupt entries are reported and removed, so the next\n"
+        "  run recomputes them (--dry-run only reports). Exit status 1 if any was corrupt.\n",
+        dry_run_flag, 0, 2, act_verify};
+    return run_cache_command(&cmd, argc, argv);
+}
+
+int ct_cmd_cache_gc(int argc, char **argv)
+{
+    static const cache_command cmd = {
+        "usage: crosstime cache gc [--dry-run] [--cache DIR]\n"
+        "  Deletes entries that no named root (recipe:<name>, written by each run)\n"
+        "  reaches, and the chunks of abandoned writes.\n",
+        dry_run_flag, 0, 0, act_gc};
+    return run_cache_command(&cmd, argc, argv);
+}
+
+int ct_cmd_cache_cat(int argc, char **argv)
+{
+    static const cache_command cmd = {"usage: crosstime cache cat KEY-PREFIX [--cache DIR]\n", NULL, 1, 1,
+                                      act_cat};
+    return run_cache_command(&cmd, argc, argv);
+}
+
+int ct_cmd_cache_roots(int argc, char **argv)
+{
+    static const cache_command cmd = {"usage: crosstime cache roots [--cache DIR]\n", NULL, 0, 1, act_roots};
+    return run_cache_command(&cmd, argc, argv);
 }

@@ -69,25 +69,29 @@ static int parse(int argc, char **argv, run_args *a, const char *usage)
     return 0;
 }
 
-/* Loads the recipe, opens the cache and builds the plan. */
-static int prepare(run_args *a, int read_only, ct_recipe **recipe, ct_cache **cache, ct_plan **plan)
+/* Parses the arguments, loads the recipe, opens the cache, builds the plan, calls
+ * `fn` with them and releases everything; returns the exit status. */
+static int with_plan(int argc, char **argv, const char *usage,
+                     int (*fn)(run_args *a, ct_recipe *recipe, ct_cache *cache, ct_plan *plan))
 {
-    *recipe = NULL;
-    *cache = NULL;
-    *plan = NULL;
-    if (ct_cli_load_recipe(&a->common, a->recipe, recipe) || ct_cli_open_cache(&a->common, read_only, cache) ||
-        ct_plan_build(*recipe, *cache, plan))
-        return ct_cli_fail();
-    return 0;
-}
-
-static void release(run_args *a, ct_recipe *recipe, ct_cache *cache, ct_plan *plan)
-{
+    run_args a;
+    int status = parse(argc, argv, &a, usage);
+    if (status)
+        return status;
+    ct_recipe *recipe = NULL;
+    ct_cache *cache = NULL;
+    ct_plan *plan = NULL;
+    if (ct_cli_load_recipe(&a.common, a.recipe, &recipe) || ct_cli_open_cache(&a.common, 0, &cache) ||
+        ct_plan_build(recipe, cache, &plan))
+        status = ct_cli_fail();
+    else
+        status = fn(&a, recipe, cache, plan);
     ct_plan_free(plan);
     ct_cache_close(cache);
     ct_recipe_free(recipe);
-    ct_cli_common_free(&a->common);
-    free(a->only);
+    ct_cli_common_free(&a.common);
+    free(a.only);
+    return status;
 }
 
 static const char plan_usage[] =
@@ -95,20 +99,9 @@ static const char plan_usage[] =
     "  Lists every step of the recipe with its key prefix, whether it is cached or\n"
     "  will run, and why (new step, changed parameter or input, missing artifact).\n";
 
-int ct_cmd_plan(int argc, char **argv)
+static int show_plan(run_args *a, ct_recipe *recipe, ct_cache *cache, ct_plan *plan)
 {
-    run_args a;
-    int rc = parse(argc, argv, &a, plan_usage);
-    if (rc)
-        return rc;
-    ct_recipe *recipe;
-    ct_cache *cache;
-    ct_plan *plan;
-    if ((rc = prepare(&a, 0, &recipe, &cache, &plan))) {
-        release(&a, recipe, cache, plan);
-        return rc;
-    }
-    if (strcmp(a.format, "json") == 0) {
+    if (strcmp(a->format, "json") == 0) {
         json_t *j = ct_plan_to_json(plan);
         json_dumpf(j, stdout, JSON_INDENT(1) | JSON_SORT_KEYS);
         putchar('\n');
@@ -133,9 +126,10 @@ int ct_cmd_plan(int argc, char **argv)
             printf("  note: %s\n", notes[i]);
         printf("%zu steps: %zu cached, %zu to run\n", steps, cached, steps - cached);
     }
-    release(&a, recipe, cache, plan);
     return 0;
 }
+
+int ct_cmd_plan(int argc, char **argv) { return with_plan(argc, argv, plan_usage, show_plan); }
 
 static const char run_usage[] =
     "usage: crosstime run [RECIPE] [--jobs N] [--device cpu|cuda] [-v] [-q]\n"
@@ -144,41 +138,28 @@ static const char run_usage[] =
     "  RECIPE is a file or the name of an embedded recipe (default: tiny-en).\n"
     "  --only LABEL runs just that step (its inputs must be cached), as a cluster job does.\n";
 
-int ct_cmd_run(int argc, char **argv)
+static int run_plan(run_args *a, ct_recipe *recipe, ct_cache *cache, ct_plan *plan)
 {
-    run_args a;
-    int rc = parse(argc, argv, &a, run_usage);
-    if (rc)
-        return rc;
-    ct_recipe *recipe;
-    ct_cache *cache;
-    ct_plan *plan;
-    if ((rc = prepare(&a, 0, &recipe, &cache, &plan))) {
-        release(&a, recipe, cache, plan);
-        return rc;
-    }
     ct_run_install_signal_handlers();
     ct_run_options opts = CT_RUN_OPTIONS_INIT;
-    opts.jobs = a.jobs;
-    opts.device = a.device;
-    opts.verbose = a.verbose;
-    opts.quiet = a.quiet;
-    opts.only = a.only;
-    opts.n_only = a.n_only;
+    opts.jobs = a->jobs;
+    opts.device = a->device;
+    opts.verbose = a->verbose;
+    opts.quiet = a->quiet;
+    opts.only = a->only;
+    opts.n_only = a->n_only;
     ct_run_stats st;
-    rc = ct_run(plan, cache, &opts, &st);
+    int rc = ct_run(plan, cache, &opts, &st);
     const char *const *notes;
     size_t n_notes = ct_plan_notes(plan, &notes);
-    for (size_t i = 0; i < n_notes && !a.quiet; i++)
+    for (size_t i = 0; i < n_notes && !a->quiet; i++)
         ct_log("note: %s", notes[i]);
     ct_log("%s: %zu steps, %zu cached, %zu computed, %zu picked up, %zu failed, %zu skipped in %.3fs",
            ct_recipe_name(recipe), st.steps, st.cached, st.computed, st.picked_up, st.failed, st.skipped,
            st.wall_s);
-    int status = 0;
     if (rc == CT_EINTR)
-        status = 130;
-    else if (rc)
-        status = ct_cli_fail();
-    release(&a, recipe, cache, plan);
-    return status;
+        return 130;
+    return rc ? ct_cli_fail() : 0;
 }
+
+int ct_cmd_run(int argc, char **argv) { return with_plan(argc, argv, run_usage, run_plan); }
