@@ -33,6 +33,7 @@ static const command commands[] = {
     {"inspect", "task", ct_cmd_inspect_task, "a task's pairs, kept/dropped counts and examples; --list"},
     {"inspect", "forward", ct_cmd_inspect_forward, "residuals after every block and logits as .npy"},
     {"bench", "forward", ct_cmd_bench_forward, "forward throughput of a random model of a given shape"},
+    {"bench", "crosscoder", ct_cmd_bench_crosscoder, "crosscoder training throughput on random rows"},
 };
 
 static int usage(FILE *f)
