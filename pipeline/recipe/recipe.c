@@ -193,11 +193,22 @@ int ct_recipe_resolve_path(const ct_recipe *r, const char *dotted_path, char **o
     if (!json_is_string(v))
         return ct_error_set(CT_EINVAL, "%s: %s: not a string", r->path, dotted_path);
     const char *s = json_string_value(v);
-    /* Only values written in a file on disk are relative to something but the working
-     * directory. */
+    int relative = s[0] && s[0] != '/' && strncmp(s, "hf:", 3) != 0 && strncmp(s, "pretrain:", 9) != 0;
+    /* Values written in an embedded recipe are relative to the project root that holds
+     * the shipped data/ ($CROSSTIME_HOME, else the source tree this binary was built
+     * from); values written in a file on disk are relative to that file; values given
+     * with --set are relative to the working directory. */
+    if (relative && strncmp(l->file, "<embedded>", 10) == 0) {
+        const char *home = getenv("CROSSTIME_HOME");
+        if (!home || !*home)
+            home = CT_PROJECT_ROOT;
+        size_t n = strlen(home) + strlen(s) + 2;
+        if ((*out = malloc(n)))
+            snprintf(*out, n, "%s/%s", home, s);
+        return *out ? 0 : ct_error_set(CT_ENOMEM, "out of memory");
+    }
     const char *slash = strrchr(l->file, '/');
-    int relative_to_file = s[0] && s[0] != '/' && l->file[0] != '<' && slash &&
-                           strncmp(s, "hf:", 3) != 0 && strncmp(s, "pretrain:", 9) != 0;
+    int relative_to_file = relative && l->file[0] != '<' && slash;
     if (!relative_to_file) {
         *out = strdup(s);
     } else {

@@ -643,6 +643,27 @@ START_TEST(readme_documents_schema)
 }
 END_TEST
 
+/* Relative paths written in an embedded recipe resolve against the project root
+ * (the source tree holding data/, or $CROSSTIME_HOME). */
+START_TEST(embedded_paths_resolve_against_project_root)
+{
+    ct_recipe *r;
+    ck_assert_int_eq(ct_recipe_load("tiny-en", NULL, &r), 0);
+    char *path;
+    ck_assert_int_eq(ct_recipe_resolve_path(r, "corpus.files.0", &path), 0);
+    char expect[PATH_MAX];
+    ct_test_src(expect, sizeof expect, "data/corpora/en/*.txt.zst");
+    ck_assert_str_eq(path, expect);
+    free(path);
+    setenv("CROSSTIME_HOME", "/opt/crosstime", 1);
+    ck_assert_int_eq(ct_recipe_resolve_path(r, "corpus.files.0", &path), 0);
+    ck_assert_str_eq(path, "/opt/crosstime/data/corpora/en/*.txt.zst");
+    free(path);
+    unsetenv("CROSSTIME_HOME");
+    ct_recipe_free(r);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("recipe_load");
@@ -660,6 +681,7 @@ int main(void)
     tcase_add_test(tc, get_paths);
     tcase_add_test(tc, file_paths_resolve);
     tcase_add_test(tc, embedded_recipes);
+    tcase_add_test(tc, embedded_paths_resolve_against_project_root);
     tcase_add_test(tc, paper_example);
     tcase_add_test(tc, readme_documents_schema);
     suite_add_tcase(s, tc);

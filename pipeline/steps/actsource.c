@@ -1,0 +1,278 @@
+/* A ct_cc_source over cached activation shards: M checkpoints' shards aligned by token
+ * (row r of shard k is the same token in each), read zero-copy from the cache,
+ * widened to fp32 and multiplied by s_m.
+ *
+ * Shuffle without rewriting (METHOD §1 allows any seeded shuffle with the effect of
+ * the reference's refilled shuffle buffer): each epoch permutes the shard order, walks
+ * the shards in groups of ACT_GROUP and visits the rows of a group in the order of a
+ * seeded bijection (ct_steps_permute). Only one group's blob readers are open at a time,
+ * so the number of LMDB readers stays bounded whatever the corpus size. Given the seed,
+ * the row at cursor (epoch, index) is fixed, so seek is exact and resumes are too. */
+#include "pipeline/steps/actsource.h"
+#include "common/error.h"
+#include "pipeline/steps/shard.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ACT_GROUP 16
+
+typedef struct {
+    ct_step_ctx *ctx;
+    char names[8][32];  /* input name per checkpoint */
+    int M, d;
+    uint32_t dtype;
+    size_t K;
+    uint64_t *rows;     /* [K] */
+    uint64_t *data_off; /* [K] */
+    uint64_t total;
+    float scale[8];
+    uint64_t seed;
+    int shuffle;
+    /* the epoch */
+    uint64_t epoch, index;
+    int have_epoch;
+    size_t *order;      /* [K] shard order of this epoch */
+    uint64_t *gstart;   /* [n_groups + 1] first row (within the epoch) of each group */
+    size_t n_groups;
+    /* the open group */
+    long group;         /* -1: none */
+    size_t gn;          /* shards in it */
+    uint64_t gcum[ACT_GROUP + 1];
+    ct_blob_reader *readers[ACT_GROUP * 8];
+    uint16_t *tmp;      /* one row when a view spans chunks */
+} actsrc;
+
+static void close_group(actsrc *s)
+{
+    for (size_t i = 0; i < ACT_GROUP * (size_t)s->M; i++) {
+        ct_blob_reader_close(s->readers[i]);
+        s->readers[i] = NULL;
+    }
+    s->group = -1;
+}
+
+static void set_epoch(actsrc *s, uint64_t epoch)
+{
+    close_group(s);
+    s->epoch = epoch;
+    for (size_t k = 0; k < s->K; k++)
+        s->order[k] = k;
+    if (s->shuffle) {
+        uint64_t st = ct_steps_mix(s->seed ^ ct_steps_mix(epoch + 0x5348415244ull)); /* "SHARD" */
+        for (size_t k = s->K; k > 1; k--) {
+            st = ct_steps_mix(st);
+            size_t j = (size_t)(st % k);
+            size_t t = s->order[k - 1];
+            s->order[k - 1] = s->order[j];
+            s->order[j] = t;
+        }
+    }
+    s->gstart[0] = 0;
+    for (size_t g = 0; g < s->n_groups; g++) {
+        uint64_t n = 0;
+        for (size_t k = g * ACT_GROUP; k < s->K && k < (g + 1) * ACT_GROUP; k++)
+            n += s->rows[s->order[k]];
+        s->gstart[g + 1] = s->gstart[g] + n;
+    }
+    s->have_epoch = 1;
+}
+
+static int open_group(actsrc *s, size_t g)
+{
+    close_group(s);
+    s->gn = 0;
+    s->gcum[0] = 0;
+    for (size_t k = g * ACT_GROUP; k < s->K && k < (g + 1) * ACT_GROUP; k++, s->gn++) {
+        size_t shard = s->order[k];
+        s->gcum[s->gn + 1] = s->gcum[s->gn] + s->rows[shard];
+        for (int m = 0; m < s->M; m++) {
+            int rc = ct_step_input(s->ctx, s->names[m], shard, &s->readers[s->gn * (size_t)s->M + (size_t)m]);
+            if (rc) {
+                close_group(s);
+                return rc;
+            }
+        }
+    }
+    s->group = (long)g;
+    return 0;
+}
+
+static int src_next(void *ctx, float *out, size_t n)
+{
+    actsrc *s = ctx;
+    int d = s->d;
+    for (size_t i = 0; i < n; i++) {
+        if (s->index >= s->total || !s->have_epoch) {
+            if (s->have_epoch) {
+                s->index = 0;
+                set_epoch(s, s->epoch + 1);
+            } else {
+                set_epoch(s, s->epoch);
+            }
+        }
+        size_t g = 0;
+        while (g + 1 < s->n_groups && s->gstart[g + 1] <= s->index)
+            g++;
+        if (s->group != (long)g) {
+            int rc = open_group(s, g);
+            if (rc)
+                return rc;
+        }
+        uint64_t p = s->index - s->gstart[g], gr = s->gstart[g + 1] - s->gstart[g];
+        uint64_t q = s->shuffle ? ct_steps_permute(p, gr, ct_steps_mix(s->seed ^ ct_steps_mix(s->epoch) ^
+                                                                       ct_steps_mix(g + 0x47524f5550ull)))
+                                : p;
+        size_t j = 0;
+        while (j + 1 < s->gn && s->gcum[j + 1] <= q)
+            j++;
+        uint64_t r = q - s->gcum[j];
+        size_t shard = s->order[g * ACT_GROUP + j];
+        for (int m = 0; m < s->M; m++) {
+            ct_blob_reader *rd = s->readers[j * (size_t)s->M + (size_t)m];
+            uint64_t off = s->data_off[shard] + r * (uint64_t)d * 2;
+            const void *view;
+            const uint16_t *h;
+            if (ct_blob_view(rd, off, (size_t)d * 2, &view) == 0) {
+                h = view;
+            } else { /* the row spans two chunks of the blob */
+                int rc = ct_blob_read_at(rd, off, s->tmp, (size_t)d * 2);
+                if (rc)
+                    return rc;
+                h = s->tmp;
+            }
+            float *x = out + (i * (size_t)s->M + (size_t)m) * (size_t)d;
+            float sc = s->scale[m];
+            /* memcpy per element: a view into the map is only 2-byte aligned by format,
+             * and rows need not be aligned at all when chunks split them */
+            for (int e = 0; e < d; e++) {
+                uint16_t v;
+                memcpy(&v, (const uint8_t *)h + 2 * (size_t)e, 2);
+                x[e] = (s->dtype == CT_ACT_BF16 ? ct_bf16_to_f32(v) : ct_f16_to_f32(v)) * sc;
+            }
+        }
+        s->index++;
+    }
+    return 0;
+}
+
+static int src_tell(void *ctx, ct_cc_cursor *cur)
+{
+    actsrc *s = ctx;
+    cur->epoch = s->epoch;
+    cur->index = s->index;
+    return 0;
+}
+
+static int src_seek(void *ctx, const ct_cc_cursor *cur)
+{
+    actsrc *s = ctx;
+    if (cur->index > s->total)
+        return ct_error_set(CT_EINVAL, "%s: cursor %llu is past the %llu rows", ct_step_label(s->ctx),
+                            (unsigned long long)cur->index, (unsigned long long)s->total);
+    set_epoch(s, cur->epoch);
+    s->index = cur->index;
+    return 0;
+}
+
+static void src_destroy(void *ctx)
+{
+    actsrc *s = ctx;
+    if (!s)
+        return;
+    close_group(s);
+    free(s->rows);
+    free(s->data_off);
+    free(s->order);
+    free(s->gstart);
+    free(s->tmp);
+    free(s);
+}
+
+int ct_steps_actsource_open(ct_step_ctx *ctx, const char *prefix, int M, const float *scale, uint64_t seed,
+                            int shuffle, ct_cc_source *out)
+{
+    memset(out, 0, sizeof *out);
+    if (M < 1 || M > 8)
+        return ct_error_set(CT_EINVAL, "%s: %d checkpoints (1 to 8 supported)", ct_step_label(ctx), M);
+    actsrc *s = calloc(1, sizeof *s);
+    if (!s)
+        return ct_error_set(CT_ENOMEM, "out of memory");
+    s->ctx = ctx;
+    s->M = M;
+    s->seed = seed;
+    s->shuffle = shuffle;
+    s->group = -1;
+    for (int m = 0; m < M; m++) {
+        snprintf(s->names[m], sizeof s->names[m], "%s_%d", prefix, m);
+        s->scale[m] = scale ? scale[m] : 1.0f;
+    }
+    s->K = ct_step_input_count(ctx, s->names[0]);
+    int rc = 0;
+    if (s->K == 0)
+        rc = ct_error_set(CT_EINVAL, "%s: no %s activation shards", ct_step_label(ctx), prefix);
+    for (int m = 1; m < M && !rc; m++)
+        if (ct_step_input_count(ctx, s->names[m]) != s->K)
+            rc = ct_error_set(CT_EINVAL, "%s: checkpoints have different numbers of %s shards",
+                              ct_step_label(ctx), prefix);
+    if (!rc) {
+        s->rows = calloc(s->K, 8);
+        s->data_off = calloc(s->K, 8);
+        s->order = calloc(s->K, sizeof *s->order);
+        s->n_groups = (s->K + ACT_GROUP - 1) / ACT_GROUP;
+        s->gstart = calloc(s->n_groups + 1, 8);
+        if (!s->rows || !s->data_off || !s->order || !s->gstart)
+            rc = ct_error_set(CT_ENOMEM, "out of memory");
+    }
+    /* every checkpoint's shard k must hold the same tokens: same token-shard key */
+    for (size_t k = 0; k < s->K && !rc; k++) {
+        ct_actshard_info first = {0};
+        for (int m = 0; m < M && !rc; m++) {
+            ct_blob_reader *r;
+            char name[320];
+            snprintf(name, sizeof name, "%s: input %s[%zu]", ct_step_label(ctx), s->names[m], k);
+            if ((rc = ct_step_input(ctx, s->names[m], k, &r)))
+                break;
+            ct_actshard_info h;
+            rc = ct_actshard_header(r, name, &h);
+            ct_blob_reader_close(r);
+            if (rc)
+                break;
+            if (k == 0 && m == 0) {
+                s->d = (int)h.d;
+                s->dtype = h.dtype;
+            }
+            if (m == 0)
+                first = h;
+            if ((int)h.d != s->d || h.dtype != s->dtype)
+                rc = ct_error_set(CT_EINVAL, "%s: width %u or dtype differs from the other shards", name, h.d);
+            else if (m > 0 && (h.rows != first.rows || strcmp(h.token_key, first.token_key) != 0))
+                rc = ct_error_set(CT_EINVAL, "%s: rows come from token shard %.12s, not %.12s as for %s: "
+                                  "checkpoints are not aligned by token", name, h.token_key, first.token_key,
+                                  s->names[0]);
+            s->rows[k] = h.rows;
+            s->data_off[k] = h.data_offset;
+        }
+        s->total += s->rows[k];
+    }
+    if (!rc && !(s->tmp = malloc((size_t)s->d * 2)))
+        rc = ct_error_set(CT_ENOMEM, "out of memory");
+    if (rc) {
+        src_destroy(s);
+        return rc;
+    }
+    out->M = M;
+    out->d = s->d;
+    out->ctx = s;
+    out->next = src_next;
+    out->tell = src_tell;
+    out->seek = src_seek;
+    out->destroy = src_destroy;
+    return 0;
+}
+
+uint64_t ct_steps_actsource_rows(const ct_cc_source *src)
+{
+    return src && src->ctx ? ((const actsrc *)src->ctx)->total : 0;
+}
