@@ -19,6 +19,7 @@ static const command commands[] = {
     {NULL, "plan", ct_cmd_plan, "show a recipe's steps: cached or to run, and why"},
     {NULL, "why", ct_cmd_why, "print the key material and provenance of a cache entry"},
     {NULL, "steps", ct_cmd_steps, "list the step kinds this build knows"},
+    {NULL, "results", ct_cmd_results, "print a recipe's result tables from the cache (csv, table, json)"},
     {"cache", "ls", ct_cmd_cache_ls, "list cache entries"},
     {"cache", "stat", ct_cmd_cache_stat, "cache size and counts"},
     {"cache", "verify", ct_cmd_cache_verify, "re-hash every blob; remove corrupt entries"},
@@ -33,6 +34,7 @@ static const command commands[] = {
     {"inspect", "task", ct_cmd_inspect_task, "a task's pairs, kept/dropped counts and examples; --list"},
     {"inspect", "forward", ct_cmd_inspect_forward, "residuals after every block and logits as .npy"},
     {"bench", "forward", ct_cmd_bench_forward, "forward throughput of a random model of a given shape"},
+    {"export", "crosscoder", ct_cmd_export_crosscoder, "a trained crosscoder as safetensors + JSON config"},
     {"bench", "crosscoder", ct_cmd_bench_crosscoder, "crosscoder training throughput on random rows"},
 };
 

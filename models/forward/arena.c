@@ -88,7 +88,7 @@ int ct_model_arena_plan(ct_model *m, int B, int T, int R, int grad_layer)
         add(&pl, &a->q, N * C);
         add(&pl, &a->k, N * C);
         add(&pl, &a->v, N * C);
-        if (s > 0)
+        if (s > 0 || m->keep_all)
             add(&pl, &a->probs, (size_t)B * m->nh * T * T);
         add(&pl, &a->atty, N * C);
         if (!m->parallel)

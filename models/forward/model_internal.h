@@ -34,6 +34,9 @@ struct ct_model {
     float eps, scale;
     ct_gelu_kind gelu;
     int parallel, bloom, olmo;
+    /* Training: block 0 keeps its attention probabilities too, so that a forward with
+     * grad_layer 0 holds everything the backward to the embeddings needs. */
+    int keep_all;
 
     float *params; /* device, one allocation */
     size_t n_params;
@@ -64,6 +67,14 @@ struct ct_model {
 int ct_model_res_slot(const ct_model *m, int l);
 /* Activation slot of block l. */
 int ct_model_act_slot(const ct_model *m, int l);
+/* Training backward (GPT-NeoX) after a forward with keep_all set, grad_layer 0 and a
+ * head over every position (n_rows 0, no logits asked for): the mean next-token
+ * cross-entropy over the rows whose targets[r] (host, [B*T]) is >= 0 goes to *loss and
+ * its gradient with respect to every parameter is ADDED into grads (device, n_params
+ * floats laid out like params). Reductions run in a fixed order, embedding rows are
+ * scatter-added in position order. */
+int ct_model_backward_params(ct_model *m, const int32_t *targets, float *grads, double *loss);
+
 /* Lays out the arena for B, T, R rows and grad_layer, growing it when needed. */
 int ct_model_arena_plan(ct_model *m, int B, int T, int R, int grad_layer);
 

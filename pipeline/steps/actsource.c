@@ -41,7 +41,12 @@ typedef struct {
     size_t gn;          /* shards in it */
     uint64_t gcum[ACT_GROUP + 1];
     ct_blob_reader *readers[ACT_GROUP * 8];
-    uint16_t *tmp;      /* one row when a view spans chunks */
+    /* zero-copy chunk views of each open reader, so that finding a row is arithmetic */
+    const uint8_t **chunk[ACT_GROUP * 8];
+    uint64_t chunk_size[ACT_GROUP * 8], n_chunks[ACT_GROUP * 8], blob_size[ACT_GROUP * 8];
+    const uint8_t **src; /* [n*M] row pointers of the batch being read (NULL: done) */
+    size_t src_cap;
+    uint16_t *tmp;      /* one row when it spans two chunks */
 } actsrc;
 
 static void close_group(actsrc *s)
@@ -49,6 +54,8 @@ static void close_group(actsrc *s)
     for (size_t i = 0; i < ACT_GROUP * (size_t)s->M; i++) {
         ct_blob_reader_close(s->readers[i]);
         s->readers[i] = NULL;
+        free(s->chunk[i]);
+        s->chunk[i] = NULL;
     }
     s->group = -1;
 }
@@ -79,6 +86,55 @@ static void set_epoch(actsrc *s, uint64_t epoch)
     s->have_epoch = 1;
 }
 
+/* Views of every chunk of reader ri; all but the last have the same size. */
+static int map_chunks(actsrc *s, size_t ri)
+{
+    ct_blob_reader *r = s->readers[ri];
+    uint64_t size = ct_blob_size(r), cs = 0, n = 0, cap = 4;
+    const uint8_t **v = malloc(cap * sizeof *v);
+    if (!v)
+        return ct_error_set(CT_ENOMEM, "out of memory");
+    ct_blob_chunk c;
+    int more;
+    while ((more = ct_blob_next_chunk(r, &c)) > 0) {
+        if (n == cap) {
+            const uint8_t **t = realloc(v, 2 * cap * sizeof *v);
+            if (!t) {
+                free(v);
+                return ct_error_set(CT_ENOMEM, "out of memory");
+            }
+            v = t;
+            cap *= 2;
+        }
+        if (n == 0)
+            cs = c.len;
+        if (c.offset != n * cs || (c.len != cs && c.offset + c.len != size)) {
+            free(v);
+            return ct_error_set(CT_ECORRUPT, "%s: activation shard chunks are not evenly sized",
+                                ct_step_label(s->ctx));
+        }
+        v[n++] = c.data;
+    }
+    if (more < 0) {
+        free(v);
+        return more;
+    }
+    s->chunk[ri] = v;
+    s->chunk_size[ri] = cs ? cs : 1;
+    s->n_chunks[ri] = n;
+    s->blob_size[ri] = size;
+    return 0;
+}
+
+/* Pointer to `len` bytes at `off` of reader ri, or NULL when they span two chunks. */
+static const uint8_t *row_at(const actsrc *s, size_t ri, uint64_t off, size_t len)
+{
+    uint64_t i = off / s->chunk_size[ri], within = off % s->chunk_size[ri];
+    if (i >= s->n_chunks[ri] || within + len > s->chunk_size[ri])
+        return NULL;
+    return s->chunk[ri][i] + within;
+}
+
 static int open_group(actsrc *s, size_t g)
 {
     close_group(s);
@@ -88,7 +144,10 @@ static int open_group(actsrc *s, size_t g)
         size_t shard = s->order[k];
         s->gcum[s->gn + 1] = s->gcum[s->gn] + s->rows[shard];
         for (int m = 0; m < s->M; m++) {
-            int rc = ct_step_input(s->ctx, s->names[m], shard, &s->readers[s->gn * (size_t)s->M + (size_t)m]);
+            size_t ri = s->gn * (size_t)s->M + (size_t)m;
+            int rc = ct_step_input(s->ctx, s->names[m], shard, &s->readers[ri]);
+            if (!rc)
+                rc = map_chunks(s, ri);
             if (rc) {
                 close_group(s);
                 return rc;
@@ -99,10 +158,28 @@ static int open_group(actsrc *s, size_t g)
     return 0;
 }
 
+static void widen(const actsrc *s, const uint8_t *h, float sc, float *x)
+{
+    /* memcpy per element: rows in the map are only as aligned as the chunk layout */
+    for (int e = 0; e < s->d; e++) {
+        uint16_t v;
+        memcpy(&v, h + 2 * (size_t)e, 2);
+        x[e] = (s->dtype == CT_ACT_BF16 ? ct_bf16_to_f32(v) : ct_f16_to_f32(v)) * sc;
+    }
+}
+
 static int src_next(void *ctx, float *out, size_t n)
 {
     actsrc *s = ctx;
-    int d = s->d;
+    int d = s->d, M = s->M;
+    if (n * (size_t)M > s->src_cap) {
+        const uint8_t **t = realloc(s->src, n * (size_t)M * sizeof *t);
+        if (!t)
+            return ct_error_set(CT_ENOMEM, "out of memory");
+        s->src = t;
+        s->src_cap = n * (size_t)M;
+    }
+    /* find the rows (serially: groups open and close on the way) ... */
     for (size_t i = 0; i < n; i++) {
         if (s->index >= s->total || !s->have_epoch) {
             if (s->have_epoch) {
@@ -129,31 +206,47 @@ static int src_next(void *ctx, float *out, size_t n)
             j++;
         uint64_t r = q - s->gcum[j];
         size_t shard = s->order[g * ACT_GROUP + j];
-        for (int m = 0; m < s->M; m++) {
-            ct_blob_reader *rd = s->readers[j * (size_t)s->M + (size_t)m];
+        for (int m = 0; m < M; m++) {
+            size_t ri = j * (size_t)M + (size_t)m;
             uint64_t off = s->data_off[shard] + r * (uint64_t)d * 2;
-            const void *view;
-            const uint16_t *h;
-            if (ct_blob_view(rd, off, (size_t)d * 2, &view) == 0) {
-                h = view;
-            } else { /* the row spans two chunks of the blob */
-                int rc = ct_blob_read_at(rd, off, s->tmp, (size_t)d * 2);
+            const uint8_t *h = row_at(s, ri, off, (size_t)d * 2);
+            s->src[i * (size_t)M + (size_t)m] = h;
+            if (!h) { /* spans two chunks: copy it now, while its group is open */
+                int rc = ct_blob_read_at(s->readers[ri], off, s->tmp, (size_t)d * 2);
                 if (rc)
                     return rc;
-                h = s->tmp;
-            }
-            float *x = out + (i * (size_t)s->M + (size_t)m) * (size_t)d;
-            float sc = s->scale[m];
-            /* memcpy per element: a view into the map is only 2-byte aligned by format,
-             * and rows need not be aligned at all when chunks split them */
-            for (int e = 0; e < d; e++) {
-                uint16_t v;
-                memcpy(&v, (const uint8_t *)h + 2 * (size_t)e, 2);
-                x[e] = (s->dtype == CT_ACT_BF16 ? ct_bf16_to_f32(v) : ct_f16_to_f32(v)) * sc;
+                widen(s, (const uint8_t *)s->tmp, s->scale[m], out + (i * (size_t)M + (size_t)m) * (size_t)d);
             }
         }
         s->index++;
+        /* a group change invalidates the views gathered so far: widen them first */
+        if (i + 1 < n && s->index < s->total) {
+            size_t g2 = g;
+            while (g2 + 1 < s->n_groups && s->gstart[g2 + 1] <= s->index)
+                g2++;
+            if (g2 != g) {
+                for (size_t k = 0; k <= i * (size_t)M + (size_t)M - 1; k++)
+                    if (s->src[k]) {
+                        widen(s, s->src[k], s->scale[k % (size_t)M], out + k * (size_t)d);
+                        s->src[k] = NULL;
+                    }
+            }
+        } else if (i + 1 < n) { /* the epoch ends: the next row may open another group */
+            for (size_t k = 0; k <= i * (size_t)M + (size_t)M - 1; k++)
+                if (s->src[k]) {
+                    widen(s, s->src[k], s->scale[k % (size_t)M], out + k * (size_t)d);
+                    s->src[k] = NULL;
+                }
+        }
     }
+    /* ... then widen them (independent rows: parallel when built with OpenMP) */
+    long long total = (long long)(n * (size_t)M);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+    for (long long k = 0; k < total; k++)
+        if (s->src[k])
+            widen(s, s->src[k], s->scale[k % M], out + (size_t)k * (size_t)d);
     return 0;
 }
 
@@ -187,6 +280,7 @@ static void src_destroy(void *ctx)
     free(s->order);
     free(s->gstart);
     free(s->tmp);
+    free(s->src);
     free(s);
 }
 

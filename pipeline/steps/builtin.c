@@ -3,12 +3,26 @@
 
 extern const ct_step_kind ct_step_toy_transform;
 extern const ct_step_kind ct_step_toy_join;
+extern const ct_step_kind ct_step_tokenizer_train;
+extern const ct_step_kind ct_step_tokenize_index;
+extern const ct_step_kind ct_step_tokenize;
+extern const ct_step_kind ct_step_extract;
+extern const ct_step_kind ct_step_scale;
+extern const ct_step_kind ct_step_train;
+extern const ct_step_kind ct_step_accuracy;
 
 void ct_steps_register_builtin(void)
 {
     static const ct_step_kind *const builtin[] = {
         &ct_step_toy_transform,
         &ct_step_toy_join,
+        &ct_step_tokenizer_train,
+        &ct_step_tokenize_index,
+        &ct_step_tokenize,
+        &ct_step_extract,
+        &ct_step_scale,
+        &ct_step_train,
+        &ct_step_accuracy,
     };
     for (size_t i = 0; i < sizeof builtin / sizeof *builtin; i++)
         ct_step_register(builtin[i]);

@@ -152,7 +152,7 @@ static int run_extract(ct_step_ctx *ctx)
             size_t n = (size_t)(T - 1) * d;
             for (size_t i = 0; i < n; i++)
                 half[i] = dtype == CT_ACT_BF16 ? ct_f32_to_bf16(x[i]) : ct_f32_to_f16(x[i]);
-            rc = ct_blob_write(w, half, n * sizeof *half); /* little-endian host (tokenize checks) */
+            rc = ct_blob_write(w, half, n * sizeof *half); /* little-endian: tokenize refuses other hosts */
         }
         ct_progress_update(prog, (double)(s0 + (uint64_t)B));
     }

@@ -18,7 +18,7 @@ static int plan_scale(ct_plan *plan, const ct_recipe *recipe)
 {
     json_t *cks = ct_recipe_get(recipe, "model.checkpoints");
     ct_steps_budget b;
-    if (ct_steps_budget_of(recipe, &b) != 0)
+    if (!ct_recipe_get(recipe, "corpus") || ct_steps_budget_of(recipe, &b) != 0)
         return 0; /* no corpus: nothing was planned upstream */
     long long nb = json_integer_value(ct_recipe_get(recipe, "activations.norm_batches"));
     long long bs = json_integer_value(ct_recipe_get(recipe, "activations.norm_batch_sequences"));

@@ -109,6 +109,11 @@ uint64_t ct_steps_permute(uint64_t i, uint64_t n, uint64_t key);
 /* splitmix64: the step kinds' seed mixer. */
 uint64_t ct_steps_mix(uint64_t x);
 
+/* Splits a train artifact ("CTCCTRND", see pipeline/steps/train.c) into the
+ * ct_cc_save image and the metrics JSON lines (pointers into buf). */
+int ct_steps_train_parse(const void *buf, size_t len, const char *name, const void **model, size_t *model_len,
+                         const char **metrics, size_t *metrics_len);
+
 /* Reads a whole input artifact (malloc'd). */
 int ct_steps_read_input(ct_step_ctx *ctx, const char *name, size_t i, char **data, size_t *len);
 /* Hex key of input `name`[i] (from its record's key material). */

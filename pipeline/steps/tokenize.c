@@ -64,6 +64,9 @@ static int run_tokenize(ct_step_ctx *ctx)
         lo = n_train + n_val;
         n_split = n_test;
     }
+    const uint16_t one = 1;
+    if (*(const uint8_t *)&one != 1) /* shards hold little-endian ids, read here in place */
+        return ct_error_set(CT_EUNSUPPORTED, "%s: big-endian hosts are not supported", ct_step_label(ctx));
     long long first = shard * per, count = n_split - first < per ? n_split - first : per;
     if (count <= 0 || per <= 0)
         return ct_error_set(CT_EINVAL, "%s: shard %lld is past the end of the %s split", ct_step_label(ctx),
@@ -105,7 +108,6 @@ static int run_tokenize(ct_step_ctx *ctx)
         if (!rc)
             rc = ct_blob_read_at(r, idx_off + (total + q) * 8, b, 8);
         if (!rc) {
-            /* the ids were stored little-endian, like the host this runs on (checked below) */
             uint64_t doc = 0;
             for (int k = 7; k >= 0; k--)
                 doc = doc << 8 | b[k];
@@ -114,11 +116,6 @@ static int run_tokenize(ct_step_ctx *ctx)
         }
     }
     ct_blob_reader_close(r);
-    {
-        const uint16_t one = 1;
-        if (!rc && *(const uint8_t *)&one != 1)
-            rc = ct_error_set(CT_EUNSUPPORTED, "%s: big-endian hosts are not supported", ct_step_label(ctx));
-    }
     ct_blob_writer *w;
     if (!rc && !(rc = ct_step_output(ctx, &w)))
         rc = ct_tokshard_write(w, &s);

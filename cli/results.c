@@ -1,0 +1,71 @@
+/* `crosstime results`: a recipe's result tables from the cache. */
+#include "cli/cli.h"
+#include "cli/commands.h"
+#include "common/error.h"
+#include "pipeline/plan.h"
+#include "pipeline/results.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char usage[] =
+    "usage: crosstime results [RECIPE] [--table NAME] [--format csv|table|json]\n"
+    "                         [--cache DIR] [--set a.b=v]...\n"
+    "  Prints a result table of the recipe from the cache; nothing is computed, so\n"
+    "  cells whose steps have not run yet are empty (null in json).\n"
+    "  --table: accuracy (default)\n"
+    "  --format: table (default), csv or json\n";
+
+int ct_cmd_results(int argc, char **argv)
+{
+    ct_cli_common common = {0};
+    const char *recipe_name = NULL, *table_name = "accuracy", *format = "table";
+    for (int i = 1; i < argc; i++) {
+        int c = ct_cli_common_option(&common, argc, argv, &i);
+        if (c < 0) {
+            ct_cli_common_free(&common);
+            return 2;
+        }
+        if (c)
+            continue;
+        if (strcmp(argv[i], "--table") == 0 && i + 1 < argc)
+            table_name = argv[++i];
+        else if (strcmp(argv[i], "--format") == 0 && i + 1 < argc)
+            format = argv[++i];
+        else if (argv[i][0] == '-' || recipe_name) {
+            ct_cli_common_free(&common);
+            return ct_cli_usage(usage);
+        } else
+            recipe_name = argv[i];
+    }
+    if (strcmp(format, "csv") && strcmp(format, "table") && strcmp(format, "json")) {
+        ct_cli_common_free(&common);
+        fprintf(stderr, "crosstime: unknown format '%s' (csv, table or json)\n", format);
+        return 2;
+    }
+    ct_recipe *recipe = NULL;
+    ct_cache *cache = NULL;
+    ct_plan *plan = NULL;
+    json_t *table = NULL;
+    int status = 0;
+    /* the table name is checked before the (slower) plan so a typo fails fast */
+    if (ct_results_check(table_name) ||
+        ct_cli_load_recipe(&common, recipe_name, &recipe) || ct_cli_open_cache(&common, 0, &cache) ||
+        ct_plan_build(recipe, cache, &plan) || ct_results_build(plan, cache, table_name, &table) ||
+        ct_results_write(table, format, stdout))
+        status = ct_cli_fail();
+    if (!status) {
+        long long missing = json_integer_value(json_object_get(table, "missing"));
+        long long cells = json_integer_value(json_object_get(table, "cells"));
+        fflush(stdout);
+        if (missing)
+            fprintf(stderr, "note: %lld of %lld cells missing (not computed yet: `crosstime run %s`)\n",
+                    missing, cells, recipe_name ? recipe_name : CT_DEFAULT_RECIPE);
+    }
+    json_decref(table);
+    ct_plan_free(plan);
+    ct_cache_close(cache);
+    ct_recipe_free(recipe);
+    ct_cli_common_free(&common);
+    return status;
+}
