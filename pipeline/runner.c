@@ -389,7 +389,8 @@ static void *worker(void *arg)
                        picked_up ? "picked up" : "computed", step->label, step->kind->name, hex,
                        mono_now() - t);
             }
-        } else if (rc != CT_EINTR) {
+        } else if (rc != CT_EINTR || !g_stop) {
+            /* CT_EINTR counts as a stop only when the user asked for one */
             s->stats->failed++;
         }
         finish_locked(s, i, rc == 0);

@@ -184,7 +184,7 @@ int ct_pretrain_write_hf(ct_pretrain *t, const char *dir, const char *tokenizer_
     }
     if ((rc = ct_pretrain_get_params(t, p)))
         goto done;
-    /* Re-interleave q/k/v in place, tensor by tensor (a scratch of the largest). */
+    /* HF row order for the fused q/k/v, tensor by tensor through a scratch copy. */
     for (size_t i = 0; i < nt; i++) {
         const ct_pretrain_tensor *e = ct_pretrain_tensor_at(t, i);
         if (!strstr(e->name, "query_key_value"))
@@ -208,17 +208,18 @@ int ct_pretrain_write_hf(ct_pretrain *t, const char *dir, const char *tokenizer_
         st[i].shape = shapes + 2 * i;
         st[i].data = p + e->offset;
     }
+    /* The tokenizer first: a bad path leaves no half-written checkpoint behind. */
+    if (tokenizer_json) {
+        snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+        if ((rc = copy_file(tokenizer_json, path)))
+            goto done;
+    }
     static const char *const keys[] = {"format"}, *const vals[] = {"pt"};
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     if ((rc = ct_safetensors_write(path, st, nt, keys, vals, 1)))
         goto done;
     snprintf(path, sizeof path, "%s/config.json", dir);
-    if ((rc = write_config(c, ct_pretrain_get_config(t)->init_std, path)))
-        goto done;
-    if (tokenizer_json) {
-        snprintf(path, sizeof path, "%s/tokenizer.json", dir);
-        rc = copy_file(tokenizer_json, path);
-    }
+    rc = write_config(c, ct_pretrain_get_config(t)->init_std, path);
 done:
     free(p);
     free(st);

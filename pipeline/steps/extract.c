@@ -14,6 +14,7 @@
 #include "pipeline/steps/shard.h"
 #include "pipeline/steps/sources.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +62,57 @@ static int plan_extract(ct_plan *plan, const ct_recipe *recipe)
     return rc;
 }
 
+/* The last model used, kept for the next shard of the same checkpoint: loading a
+ * paper-size checkpoint takes longer than running a shard through it on a GPU. One
+ * step uses it at a time; a step that finds it busy or different loads its own.
+ * Results do not depend on whether the model was reused. */
+static struct {
+    pthread_mutex_t lock;
+    char *path;
+    ct_device device;
+    ct_model *model;
+    int busy;
+} g_keep = {PTHREAD_MUTEX_INITIALIZER, NULL, CT_DEVICE_CPU, NULL, 0};
+
+static int model_acquire(const char *path, const ct_model_options *mo, ct_model **out)
+{
+    pthread_mutex_lock(&g_keep.lock);
+    if (g_keep.model && !g_keep.busy && g_keep.device == mo->device && strcmp(g_keep.path, path) == 0) {
+        g_keep.busy = 1;
+        *out = g_keep.model;
+        pthread_mutex_unlock(&g_keep.lock);
+        return 0;
+    }
+    pthread_mutex_unlock(&g_keep.lock);
+    return ct_model_load(path, mo, out);
+}
+
+static void model_release(const char *path, const ct_model_options *mo, ct_model *m)
+{
+    if (!m)
+        return;
+    ct_model *drop = NULL;
+    pthread_mutex_lock(&g_keep.lock);
+    if (m == g_keep.model) {
+        g_keep.busy = 0;
+    } else if (!g_keep.busy) {
+        char *p = strdup(path);
+        if (p) { /* the newest model replaces the kept one */
+            drop = g_keep.model;
+            free(g_keep.path);
+            g_keep.path = p;
+            g_keep.device = mo->device;
+            g_keep.model = m;
+        } else {
+            drop = m;
+        }
+    } else {
+        drop = m;
+    }
+    pthread_mutex_unlock(&g_keep.lock);
+    ct_model_free(drop);
+}
+
 static int run_extract(ct_step_ctx *ctx)
 {
     json_t *p = ct_step_params(ctx);
@@ -81,7 +133,7 @@ static int run_extract(ct_step_ctx *ctx)
     if (!rc)
         rc = ct_tokshard_read(ctx, "tokens", 0, &toks);
     if (!rc)
-        rc = ct_model_load(ckpt, &mo, &model);
+        rc = model_acquire(ckpt, &mo, &model);
     if (rc) {
         ct_tokshard_free(&toks);
         return rc;
@@ -161,7 +213,7 @@ static int run_extract(ct_step_ctx *ctx)
                                            layer, "dtype", dtype == CT_ACT_BF16 ? "bf16" : "fp16"));
     free(cap);
     free(half);
-    ct_model_free(model);
+    model_release(ckpt, &mo, model);
     ct_tokshard_free(&toks);
     return rc;
 }

@@ -11,6 +11,7 @@
 #include "tests/support/testutil.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdint.h>
 
 #define OK(x) ck_assert_msg((x) == 0, "%s", ct_error_message())
@@ -67,9 +68,9 @@ static void ref_linear(const double *x, const double *W, const double *b, double
 static double ref_loss(const ref_model *r, const int32_t *tok, int B, int T)
 {
     int C = r->C, hd = r->hd, nh = r->nh, I = r->I, V = r->V;
-    double *x = calloc((size_t)T * C, sizeof(double)), *h = malloc((size_t)T * C * sizeof(double));
-    double *qkv = malloc((size_t)T * 3 * C * sizeof(double)), *y = malloc((size_t)T * C * sizeof(double));
-    double *att = malloc((size_t)T * C * sizeof(double)), *mlp = malloc((size_t)T * C * sizeof(double));
+    size_t TC = (size_t)T * C * sizeof(double);
+    double *x = calloc(1, TC), *h = malloc(TC), *qkv = malloc(3 * TC), *y = malloc(TC);
+    double *att = malloc(TC), *mlp = malloc(TC);
     double *f = malloc((size_t)I * sizeof(double)), *tmp = malloc((size_t)C * sizeof(double));
     double *logits = malloc((size_t)V * sizeof(double)), *sc = malloc((size_t)T * sizeof(double));
     double total = 0;
@@ -237,6 +238,9 @@ static void grad_check(int parallel, float rot_pct)
     double ref = ref_loss(&r, tok, B, T);
     printf("parallel %d: loss %.9f, double reference %.9f\n", parallel, loss, ref);
     ck_assert_msg(fabs(loss - ref) < 2e-5, "loss %.9f vs reference %.9f", loss, ref);
+    double ev = 0; /* the inference head's cross-entropy agrees */
+    OK(ct_pretrain_eval(t, tok, B, &ev));
+    ck_assert_msg(fabs(ev - ref) < 2e-5, "eval loss %.9f vs reference %.9f", ev, ref);
 
     double worst = 0;
     for (size_t i = 0; i < ct_pretrain_n_tensors(t); i++) {
@@ -279,6 +283,49 @@ END_TEST
 START_TEST(test_grad_sequential)
 {
     grad_check(0, 0.25f);
+}
+END_TEST
+
+/* A batch of 3 x 200 positions runs the output head in two chunks of rows; its gradient
+ * must be the mean of the three single-sequence gradients. */
+START_TEST(test_grad_batch_is_mean_of_sequences)
+{
+    int T = 200;
+    ct_model_config mc;
+    ct_pretrain_neox_config(&mc, 50, 16, 2, 2, 0, T, 0.25f, 1);
+    ct_pretrain_config cfg = CT_PRETRAIN_CONFIG_INIT;
+    cfg.ctx = T;
+    cfg.batch_sequences = 3;
+    ct_pretrain *all = NULL, *one = NULL;
+    OK(ct_pretrain_create(&cfg, &mc, &all));
+    cfg.batch_sequences = 1;
+    OK(ct_pretrain_create(&cfg, &mc, &one));
+    size_t np = ct_pretrain_n_params(all);
+    ck_assert_uint_eq(np, ct_pretrain_n_params(one));
+    int32_t *tok = malloc(3 * (size_t)(T + 1) * sizeof(int32_t));
+    random_tokens(tok, 3 * (size_t)(T + 1), 50, 21);
+    float *g = malloc(np * sizeof(float)), *gi = malloc(np * sizeof(float));
+    double *mean = calloc(np, sizeof(double)), loss = 0, li = 0, lmean = 0;
+    OK(ct_pretrain_grad(all, tok, &loss));
+    OK(ct_pretrain_get_grads(all, g));
+    for (int b = 0; b < 3; b++) {
+        OK(ct_pretrain_grad(one, tok + (size_t)b * (T + 1), &li));
+        OK(ct_pretrain_get_grads(one, gi));
+        lmean += li / 3;
+        for (size_t i = 0; i < np; i++)
+            mean[i] += gi[i] / 3.0;
+    }
+    ck_assert_double_eq_tol(loss, lmean, 1e-6);
+    double gmax = 0, dmax = 0;
+    for (size_t i = 0; i < np; i++) {
+        gmax = fmax(gmax, fabs(mean[i]));
+        dmax = fmax(dmax, fabs(mean[i] - g[i]));
+    }
+    printf("batch of 3 vs mean of sequences: max |diff| %.2e (max |grad| %.2e)\n", dmax, gmax);
+    ck_assert_double_gt(gmax, 0);
+    ck_assert_msg(dmax <= 1e-4 * gmax, "max |diff| %.3g", dmax);
+    free(tok), free(g), free(gi), free(mean);
+    ct_pretrain_free(all), ct_pretrain_free(one);
 }
 END_TEST
 
@@ -455,13 +502,24 @@ START_TEST(test_determinism_and_resume)
     run_steps(b, stream, 500, 3);
     float *pa = params_of(a), *pb = params_of(b);
     ck_assert_msg(memcmp(pa, pb, bytes) == 0, "two identical runs differ");
+    /* and on one thread: reductions do not depend on the thread count */
+    int threads = omp_get_max_threads();
+    omp_set_num_threads(threads > 1 ? 1 : 3);
+    ct_pretrain *one = tiny(1, 0.25f, 3, 8, NULL);
+    run_steps(one, stream, 500, 6);
+    omp_set_num_threads(threads);
+    float *p1 = params_of(one);
+    ck_assert_msg(memcmp(pa, p1, bytes) == 0, "the thread count changes the result");
+    free(p1);
+    ct_pretrain_free(one);
 
-    /* a fresh trainer (different seed: restore replaces its weights and sampler) */
+    /* a fresh trainer, one step off (weights, moments, step count and sampler all
+     * differ from the saved ones until the restore) */
     ct_model_config mc;
     ct_pretrain_neox_config(&mc, 50, 16, 2, 2, 0, 32, 0.25f, 1);
     ct_pretrain *c = NULL;
     OK(ct_pretrain_create(&cfg, &mc, &c));
-    run_steps(c, stream, 500, 1); /* disturb its moments and step too */
+    run_steps(c, stream, 500, 1);
     OK(ct_pretrain_restore_state(c, path));
     ck_assert_int_eq(ct_pretrain_steps_done(c), 3);
     run_steps(c, stream, 500, 3);
@@ -747,6 +805,7 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_grad_parallel);
     tcase_add_test(tc, test_grad_sequential);
+    tcase_add_test(tc, test_grad_batch_is_mean_of_sequences);
     tcase_add_test(tc, test_adamw_matches_reference);
     tcase_add_test(tc, test_schedule);
     tcase_add_test(tc, test_learns_periodic_sequence);

@@ -142,7 +142,7 @@ START_TEST(rows_once_per_epoch_scaled_and_replayable)
     ct_steps_register_builtin();
     ct_step_register(&probe_kind);
     ct_recipe_options ro = CT_RECIPE_OPTIONS_INIT;
-    const char *sets[] = {"corpus.shard_sequences=4"}; /* 80 train shards: 5 groups */
+    const char *sets[] = {"corpus.shard_sequences=8"}; /* 40 train shards: 3 groups */
     ro.sets = sets;
     ro.n_sets = 1;
     ct_recipe *r;
@@ -156,7 +156,7 @@ START_TEST(rows_once_per_epoch_scaled_and_replayable)
     json_t *tr[M];
     for (int m = 0; m < M; m++) {
         tr[m] = json_array();
-        for (int k = 0; k < 80; k++) {
+        for (int k = 0; k < 40; k++) {
             char label[64];
             snprintf(label, sizeof label, "extract/%c/train/%04d", 'a' + m, k);
             json_array_append_new(tr[m], json_string(label));

@@ -438,13 +438,13 @@ START_TEST(pipeline_end_to_end)
         ck_assert_int_eq(count_plan(out, "cached", upstream[k]), n_up[k]);
     }
 
-    /* determinism: a second cache gives the same train artifact; an interrupted and
-     * resumed run too */
+    /* determinism: a second cache (filled by parallel steps) gives the same train
+     * artifact; an interrupted and resumed run too */
     char d1[128], d2[128], d3[128];
     train_digest(&e, d1, sizeof d1);
     fx_env e2 = e;
     snprintf(e2.cache, sizeof e2.cache, "%s/cache2", e.dir);
-    rc = ct_cli(out, sizeof out, "run %s --cache %s", e.recipe, e2.cache);
+    rc = ct_cli(out, sizeof out, "run %s --cache %s --jobs 3", e.recipe, e2.cache);
     ck_assert_msg(rc == 0, "%s", out);
     train_digest(&e2, d2, sizeof d2);
     ck_assert_str_eq(d1, d2);
@@ -461,6 +461,18 @@ START_TEST(pipeline_end_to_end)
     ck_assert_msg(strstr(out, "1 computed"), "%s", out);
     train_digest(&e3, d3, sizeof d3);
     ck_assert_str_eq(d1, d3);
+
+    /* without model.tokenizer the first checkpoint's tokenizer.json is used: the same
+     * file content gives the same keys, so the token steps stay cached */
+    char cmd[3 * PATH_MAX];
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s/tokenizer.json'", e.tok, e.ck[0]);
+    ck_assert_int_eq(system(cmd), 0);
+    rc = ct_cli(out, sizeof out, "plan %s --cache %s --set model.tokenizer=null", e.recipe, e.cache);
+    ck_assert_msg(rc == 0, "%s", out);
+    ck_assert_int_eq(count_plan(out, "cached", "tokenize_index"), 1);
+    ck_assert_int_eq(count_plan(out, "cached", "tokenize"), 7);
+    ck_assert_int_eq(count_plan(out, "run", "extract"), 6); /* checkpoint a's digest changed */
+    ck_assert_int_eq(count_plan(out, "cached", "extract"), 6);
 }
 END_TEST
 
