@@ -72,7 +72,8 @@ void ct_kern_free(ct_kern *k)
     if (!k)
         return;
 #ifdef CT_HAVE_CUDA
-    ct_kcuda_free(k->cuda);
+    if (k->cuda) /* a CPU context never touches the CUDA plugin */
+        ct_kcuda_free(k->cuda);
 #endif
     free(k);
 }
