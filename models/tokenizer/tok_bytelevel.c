@@ -1,4 +1,5 @@
 #include "models/tokenizer/tok_bytelevel.h"
+#include "models/tokenizer/tok_util.h"
 
 #include <pthread.h>
 #include <string.h>
@@ -79,23 +80,8 @@ int tok_utf8_lossy(const char *str, size_t n, tok_buf *out)
             i++;
             continue;
         }
-        size_t need = 0;
-        unsigned char lo = 0x80, hi = 0xBF;
-        if (c >= 0xC2 && c <= 0xDF)
-            need = 1;
-        else if (c >= 0xE0 && c <= 0xEF) {
-            need = 2;
-            if (c == 0xE0)
-                lo = 0xA0;
-            if (c == 0xED)
-                hi = 0x9F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            need = 3;
-            if (c == 0xF0)
-                lo = 0x90;
-            if (c == 0xF4)
-                hi = 0x8F;
-        }
+        unsigned char lo, hi;
+        size_t need = tok_utf8_lead(c, &lo, &hi);
         /* The longest valid prefix of the sequence is one maximal subpart: it is replaced
          * by a single U+FFFD and decoding resumes at the first byte that broke it. */
         size_t k = 1;

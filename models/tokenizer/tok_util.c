@@ -263,23 +263,9 @@ int tok_utf8_valid(const char *str, size_t n, size_t *bad_at)
             i++;
             continue;
         }
-        size_t need;
-        unsigned char lo = 0x80, hi = 0xBF;
-        if (c >= 0xC2 && c <= 0xDF)
-            need = 1;
-        else if (c >= 0xE0 && c <= 0xEF) {
-            need = 2;
-            if (c == 0xE0)
-                lo = 0xA0;
-            if (c == 0xED)
-                hi = 0x9F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            need = 3;
-            if (c == 0xF0)
-                lo = 0x90;
-            if (c == 0xF4)
-                hi = 0x8F;
-        } else
+        unsigned char lo, hi;
+        size_t need = tok_utf8_lead(c, &lo, &hi);
+        if (!need)
             goto bad;
         if (i + need >= n)
             goto bad;

@@ -69,6 +69,31 @@ uint64_t tok_hash(const void *s, size_t n);
 /* UTF-8: length of a valid input (0 if the byte cannot start a sequence); decoding
  * assumes validated input. */
 int tok_utf8_valid(const char *s, size_t n, size_t *bad_at);
+/* For a UTF-8 lead byte c >= 0x80: the number of continuation bytes (0 when c cannot
+ * start a sequence) and the allowed range [*lo, *hi] of the first one (Unicode's
+ * table of well-formed byte sequences). */
+static inline size_t tok_utf8_lead(unsigned char c, unsigned char *lo, unsigned char *hi)
+{
+    *lo = 0x80;
+    *hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF)
+        return 1;
+    if (c >= 0xE0 && c <= 0xEF) {
+        if (c == 0xE0)
+            *lo = 0xA0;
+        if (c == 0xED)
+            *hi = 0x9F;
+        return 2;
+    }
+    if (c >= 0xF0 && c <= 0xF4) {
+        if (c == 0xF0)
+            *lo = 0x90;
+        if (c == 0xF4)
+            *hi = 0x8F;
+        return 3;
+    }
+    return 0;
+}
 static inline int tok_utf8_len(unsigned char c)
 {
     return c < 0x80 ? 1 : c < 0xC0 ? 0 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : c < 0xF8 ? 4 : 0;
