@@ -17,9 +17,9 @@ typedef struct {
 static const command commands[] = {
     {NULL, "run", ct_cmd_run, "run a recipe's steps (default: the embedded tiny-en recipe)"},
     {NULL, "plan", ct_cmd_plan, "show a recipe's steps: cached or to run, and why"},
+    {NULL, "results", ct_cmd_results, "print a recipe's result tables from the cache (csv, table, json)"},
     {NULL, "why", ct_cmd_why, "print the key material and provenance of a cache entry"},
     {NULL, "steps", ct_cmd_steps, "list the step kinds this build knows"},
-    {NULL, "results", ct_cmd_results, "print a recipe's result tables from the cache (csv, table, json)"},
     {"cache", "ls", ct_cmd_cache_ls, "list cache entries"},
     {"cache", "stat", ct_cmd_cache_stat, "cache size and counts"},
     {"cache", "verify", ct_cmd_cache_verify, "re-hash every blob; remove corrupt entries"},
@@ -30,11 +30,11 @@ static const command commands[] = {
     {"bundle", "import", ct_cmd_bundle_import, "check a bundle and add its entries to the cache"},
     {"bundle", "verify", ct_cmd_bundle_verify, "recompute a bundle's results and compare"},
     {"inspect", "tokenize", ct_cmd_inspect_tokenize, "tokenize JSON strings from stdin"},
-    {"tokenizer", "train", ct_cmd_tokenizer_train, "train a byte-level BPE tokenizer.json on a corpus"},
     {"inspect", "task", ct_cmd_inspect_task, "a task's pairs, kept/dropped counts and examples; --list"},
     {"inspect", "forward", ct_cmd_inspect_forward, "residuals after every block and logits as .npy"},
-    {"bench", "forward", ct_cmd_bench_forward, "forward throughput of a random model of a given shape"},
+    {"tokenizer", "train", ct_cmd_tokenizer_train, "train a byte-level BPE tokenizer.json on a corpus"},
     {"export", "crosscoder", ct_cmd_export_crosscoder, "a trained crosscoder as safetensors + JSON config"},
+    {"bench", "forward", ct_cmd_bench_forward, "forward throughput of a random model of a given shape"},
     {"bench", "crosscoder", ct_cmd_bench_crosscoder, "crosscoder training throughput on random rows"},
 };
 
