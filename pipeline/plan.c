@@ -17,6 +17,7 @@ typedef struct {
     uint8_t key[CT_KEY_LEN];
     json_t *material;
     json_t *inputs; /* name -> label | [labels] (as given by the plan function) */
+    json_t *options; /* not part of the key: see ct_plan_set_options */
     char *source_path;
     char *why;
     size_t *deps;
@@ -482,6 +483,7 @@ void ct_plan_free(ct_plan *p)
         free(n->label);
         json_decref(n->material);
         json_decref(n->inputs);
+        json_decref(n->options);
         free(n->source_path);
         free(n->why);
         free(n->deps);
@@ -517,6 +519,26 @@ const ct_plan_step *ct_plan_get(const ct_plan *p, size_t i)
 
 /* Inputs of step i as given by its plan function (name -> label | [labels]). */
 json_t *ct_plan_step_inputs(const ct_plan *p, size_t i) { return p->nodes[i].inputs; }
+
+json_t *ct_plan_step_options(const ct_plan *p, size_t i)
+{
+    node *n = &p->nodes[i];
+    if (!n->options)
+        n->options = json_object();
+    return n->options;
+}
+
+int ct_plan_set_options(ct_plan *p, const char *label, json_t *options)
+{
+    size_t i;
+    if (ct_plan_find(p, label, &i)) {
+        json_decref(options);
+        return ct_error_set(CT_EINVAL, "options for unknown step '%s'", label);
+    }
+    json_decref(p->nodes[i].options);
+    p->nodes[i].options = options;
+    return 0;
+}
 
 void ct_plan_set_cached(ct_plan *p, size_t i, int cached) { p->nodes[i].pub.cached = cached; }
 

@@ -48,6 +48,10 @@ const ct_recipe *ct_plan_recipe(const ct_plan *plan);
  * input label. */
 int ct_plan_add(ct_plan *plan, const char *kind, const char *label, json_t *params,
                 json_t *inputs);
+/* Attaches options to step `label`: recipe values that steer how a step runs but not
+ * what it produces (how often a long step saves its resume state), so they stay out of
+ * the key and changing them reruns nothing. `options` is stolen. */
+int ct_plan_set_options(ct_plan *plan, const char *label, json_t *options);
 /* Adds (or reuses) a source file: its content digest is its key, memoised in the
  * cache by (path, device, inode, size, mtime). Sets *label (borrowed) to the source's
  * label "source:<absolute path>". Error names the missing or unreadable file. */

@@ -77,6 +77,7 @@ struct ct_step_ctx {
 };
 
 json_t *ct_step_params(ct_step_ctx *c) { return json_object_get(c->step->material, "params"); }
+json_t *ct_step_options(ct_step_ctx *c) { return ct_plan_step_options(c->plan, c->step->index); }
 const char *ct_step_label(ct_step_ctx *c) { return c->step->label; }
 const char *ct_step_device(ct_step_ctx *c) { return c->opts->device ? c->opts->device : "cpu"; }
 int ct_step_interrupted(ct_step_ctx *c) { return g_stop != 0; }

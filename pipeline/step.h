@@ -56,6 +56,8 @@ const ct_step_kind *const *ct_step_kinds(size_t *n);
 /* --- what a run function sees ----------------------------------------------------- */
 
 json_t *ct_step_params(ct_step_ctx *ctx);           /* borrowed */
+/* Options the plan attached (ct_plan_set_options): not part of the key; {} if none. */
+json_t *ct_step_options(ct_step_ctx *ctx);          /* borrowed */
 const char *ct_step_label(ct_step_ctx *ctx);         /* "toy/item/0" */
 const char *ct_step_device(ct_step_ctx *ctx);        /* "cpu" or "cuda" */
 /* Number of inputs under `name` (1 for a single input, n for a list, 0 if absent). */

@@ -11,10 +11,10 @@
  *   metrics_len bytes  JSON lines of train and val metrics (crosscoder/train.h)
  *
  * Resume: the training state (ct_cc_trainer_save) and the metric lines so far are
- * saved as the step's resume state at most every RESUME_EVERY_S seconds and when the
- * user interrupts; a rerun restores them and continues exactly, so the artifact does
- * not depend on when or whether the run was interrupted. For the same reason
- * crosscoder.checkpoint_every is not part of the key. */
+ * saved as the step's resume state every crosscoder.checkpoint_every steps, and when
+ * the user interrupts; a rerun (also after a kill) restores the last one and continues
+ * exactly, so the artifact does not depend on when or whether the run was interrupted.
+ * For the same reason checkpoint_every is a step option, not part of the key. */
 #include "common/error.h"
 #include "crosscoder/train.h"
 #include "pipeline/plan.h"
@@ -31,7 +31,6 @@
 
 #define TRAIN_MAGIC "CTCCTRND"
 #define RESUME_MAGIC "CTCCRSUM"
-#define RESUME_EVERY_S 600.0 /* a paper-size state is about 1.6 GB */
 
 static int plan_train(ct_plan *plan, const ct_recipe *recipe)
 {
@@ -92,7 +91,10 @@ static int plan_train(ct_plan *plan, const ct_recipe *recipe)
             json_object_set_new(params, "val_rows", json_integer(val_rows));
             char label[700];
             snprintf(label, sizeof label, "train/%s/seed%lld", names, (long long)json_integer_value(seed));
-            if ((rc = ct_plan_add(plan, "train", label, params, json_deep_copy(inputs))))
+            if ((rc = ct_plan_add(plan, "train", label, params, json_deep_copy(inputs))) ||
+                (rc = ct_plan_set_options(plan, label,
+                                          json_pack("{s:O}", "checkpoint_every",
+                                                    json_object_get(cc, "checkpoint_every")))))
                 break;
         }
         json_decref(inputs);
@@ -237,19 +239,13 @@ static int save_resume(train_run *tr, ct_cc_trainer *t)
     return rc;
 }
 
-static double now_s(void)
+/* CT_TRAIN_INTERRUPT_AT=<step> / CT_TRAIN_KILL_AT=<step>: raise SIGINT (as if the user
+ * pressed Ctrl-C) or SIGKILL (as if the machine went away) after that step (the resume
+ * tests need the stop at a known step; a signal sent from outside would land
+ * anywhere). */
+static long step_from_env(const char *name)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* CT_TRAIN_INTERRUPT_AT=<step>: raise SIGINT after that step, as if the user pressed
- * Ctrl-C there (the resume tests need the stop at a known step; a signal sent from
- * outside would land anywhere). */
-static long interrupt_at(void)
-{
-    const char *e = getenv("CT_TRAIN_INTERRUPT_AT");
+    const char *e = getenv(name);
     return e && *e ? atol(e) : -1;
 }
 
@@ -320,13 +316,15 @@ static int run_train(ct_step_ctx *ctx)
             rc = lr;
         }
     }
-    long stop_at = interrupt_at();
+    long stop_at = step_from_env("CT_TRAIN_INTERRUPT_AT"), kill_at = step_from_env("CT_TRAIN_KILL_AT");
     ct_progress *prog = rc ? NULL : ct_step_progress(ctx, (double)cfg.steps, "steps");
-    double last_save = now_s();
+    long save_every = (long)json_integer_value(json_object_get(ct_step_options(ctx), "checkpoint_every"));
     while (!rc && ct_cc_trainer_steps_done(t) < cfg.steps) {
         long done = ct_cc_trainer_steps_done(t);
         if (stop_at >= 0 && done == stop_at)
             raise(SIGINT);
+        if (kill_at >= 0 && done == kill_at)
+            raise(SIGKILL);
         if (ct_step_interrupted(ctx)) {
             rc = save_resume(&tr, t);
             if (!rc)
@@ -342,10 +340,8 @@ static int run_train(ct_step_ctx *ctx)
             break;
         }
         ct_progress_update(prog, (double)(done + 1));
-        if (now_s() - last_save > RESUME_EVERY_S) {
+        if (save_every > 0 && (done + 1) % save_every == 0 && done + 1 < cfg.steps)
             rc = save_resume(&tr, t);
-            last_save = now_s();
-        }
     }
     strbuf art = {0};
     if (!rc) {

@@ -5,6 +5,8 @@
 #include "tests/steps/fixture.h"
 #include "tests/support/cli.h"
 
+#include <signal.h>
+
 #include "cache/cache.h"
 #include "crosscoder/crosscoder.h"
 #include "models/checkpoint/safetensors.h"
@@ -461,6 +463,24 @@ START_TEST(pipeline_end_to_end)
     ck_assert_msg(strstr(out, "1 computed"), "%s", out);
     train_digest(&e3, d3, sizeof d3);
     ck_assert_str_eq(d1, d3);
+
+    /* killed outright after step 40: the next run resumes from the state saved every
+     * crosscoder.checkpoint_every (= 8) steps, i.e. after step 40, and ends bit-identical;
+     * checkpoint_every is an option, not part of the key */
+    fx_env e4 = e;
+    snprintf(e4.cache, sizeof e4.cache, "%s/cache4", e.dir);
+    setenv("CT_TRAIN_KILL_AT", "40", 1);
+    rc = ct_cli(out, sizeof out, "run %s --cache %s --set crosscoder.checkpoint_every=8", e.recipe, e4.cache);
+    unsetenv("CT_TRAIN_KILL_AT");
+    ck_assert_msg(rc == 128 + SIGKILL, "%s", out);
+    rc = ct_cli(out, sizeof out, "run %s --cache %s -v --set crosscoder.checkpoint_every=8", e.recipe, e4.cache);
+    ck_assert_msg(rc == 0, "%s", out);
+    ck_assert_msg(strstr(out, "resumed after step 40"), "%s", out);
+    train_digest(&e4, d3, sizeof d3);
+    ck_assert_str_eq(d1, d3);
+    rc = ct_cli(out, sizeof out, "plan %s --cache %s --set crosscoder.checkpoint_every=8", e.recipe, e.cache);
+    ck_assert_msg(rc == 0, "%s", out);
+    ck_assert_int_eq(count_plan(out, "cached", "train"), 1);
 
     /* without model.tokenizer the first checkpoint's tokenizer.json is used: the same
      * file content gives the same keys, so the token steps stay cached */
