@@ -21,6 +21,7 @@ int ct_cmd_bundle_import(int argc, char **argv);   /* cli/bundle.c */
 int ct_cmd_bundle_verify(int argc, char **argv);   /* cli/bundle.c */
 int ct_cmd_inspect_forward(int argc, char **argv);  /* cli/inspect_forward.c */
 int ct_cmd_bench_forward(int argc, char **argv);    /* cli/bench_forward.c */
+int ct_cmd_import_crosscoder(int argc, char **argv); /* cli/import_crosscoder.c */
 int ct_cmd_export_crosscoder(int argc, char **argv); /* cli/export_crosscoder.c */
 int ct_cmd_bench_crosscoder(int argc, char **argv); /* cli/bench_crosscoder.c */
 int ct_cmd_results(int argc, char **argv);         /* cli/results.c */

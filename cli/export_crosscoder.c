@@ -16,7 +16,8 @@
 
 static const char usage_text[] =
     "usage: crosstime export crosscoder KEY-PREFIX --out FILE.safetensors [--json FILE] [--cache DIR]\n"
-    "  KEY-PREFIX names a train step's entry (see `crosstime plan` or `cache ls`).\n"
+    "  KEY-PREFIX names a train step's entry (see `crosstime plan` or `cache ls`) or an\n"
+    "  imported one (`crosstime import crosscoder`).\n"
     "  --json FILE  where the config goes (default: FILE.safetensors with .json in place of\n"
     "               .safetensors).\n";
 
@@ -28,9 +29,10 @@ static int export_entry(ct_cache *cache, const char *prefix, const char *st_path
     if (!rc)
         rc = ct_cache_get(cache, key, &record);
     const char *kind = json_string_value(json_object_get(json_object_get(record, "material"), "kind"));
-    if (!rc && (!kind || strcmp(kind, "train") != 0))
-        rc = ct_error_set(CT_EINVAL, "entry %s is a '%s' artifact, not a trained crosscoder (kind 'train')",
-                          prefix, kind ? kind : "?");
+    int imported = kind && strcmp(kind, "import_crosscoder") == 0;
+    if (!rc && (!kind || (strcmp(kind, "train") != 0 && !imported)))
+        rc = ct_error_set(CT_EINVAL, "entry %s is a '%s' artifact, not a trained crosscoder (kind 'train' "
+                          "or 'import_crosscoder')", prefix, kind ? kind : "?");
     char *data = NULL;
     size_t len = 0;
     if (!rc)
@@ -39,8 +41,12 @@ static int export_entry(ct_cache *cache, const char *prefix, const char *st_path
     const char *metrics;
     size_t mlen, xlen;
     ct_crosscoder *cc = NULL;
-    if (!rc)
+    if (!rc && imported) { /* an imported entry is the crosscoder image itself */
+        model = data;
+        mlen = len;
+    } else if (!rc) {
         rc = ct_steps_train_parse(data, len, prefix, &model, &mlen, &metrics, &xlen);
+    }
     if (!rc)
         rc = ct_cc_load(model, mlen, prefix, &cc);
     if (!rc)

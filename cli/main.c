@@ -33,6 +33,7 @@ static const command commands[] = {
     {"inspect", "task", ct_cmd_inspect_task, "a task's pairs, kept/dropped counts and examples; --list"},
     {"inspect", "forward", ct_cmd_inspect_forward, "residuals after every block and logits as .npy"},
     {"tokenizer", "train", ct_cmd_tokenizer_train, "train a byte-level BPE tokenizer.json on a corpus"},
+    {"import", "crosscoder", ct_cmd_import_crosscoder, "an exported crosscoder into the cache (prints its key)"},
     {"export", "crosscoder", ct_cmd_export_crosscoder, "a trained crosscoder as safetensors + JSON config"},
     {"bench", "forward", ct_cmd_bench_forward, "forward throughput of a random model of a given shape"},
     {"bench", "crosscoder", ct_cmd_bench_crosscoder, "crosscoder training throughput on random rows"},

@@ -11,6 +11,11 @@
  * Both files are written atomically and byte-identically for identical inputs. */
 int ct_cc_export_safetensors(const ct_crosscoder *cc, const char *st_path, const char *json_path);
 
+/* The reverse: a crosscoder from a file written by ct_cc_export_safetensors (the config
+ * comes from the safetensors metadata). Shapes, dtypes and the config are checked;
+ * errors name the file. Re-exporting the result gives identical bytes. */
+int ct_cc_import_safetensors(const char *st_path, ct_crosscoder **out);
+
 /* The config JSON of ct_cc_export_safetensors (malloc'd, caller frees). */
 int ct_cc_config_json(const ct_crosscoder *cc, char **json);
 

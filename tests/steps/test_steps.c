@@ -8,6 +8,7 @@
 #include <signal.h>
 
 #include "cache/cache.h"
+#include "common/io.h"
 #include "crosscoder/crosscoder.h"
 #include "models/checkpoint/safetensors.h"
 #include "models/forward/model.h"
@@ -340,6 +341,29 @@ static void check_export(world *w, const fx_env *e)
     json_decref(cfg);
     ct_cc_free(cc);
     free(a);
+
+    /* import into another cache, export again: the same bytes; the root keeps it */
+    char cache2[PATH_MAX + 32], st2[PATH_MAX + 32], json2[PATH_MAX + 32], key[80];
+    snprintf(cache2, sizeof cache2, "%s/import-cache", e->dir);
+    snprintf(st2, sizeof st2, "%s/cc2.safetensors", e->dir);
+    snprintf(json2, sizeof json2, "%s/cc2.json", e->dir);
+    rc = ct_cli(out, sizeof out, "import crosscoder %s --cache %s", st_path, cache2);
+    ck_assert_msg(rc == 0 && strlen(out) == 65, "%s", out);
+    snprintf(key, sizeof key, "%.16s", out);
+    rc = ct_cli(out, sizeof out, "export crosscoder %s --out %s --cache %s", key, st2, cache2);
+    ck_assert_msg(rc == 0, "%s", out);
+    char *x, *y;
+    size_t nx, ny;
+    ck_assert_int_eq(ct_read_file(st_path, &x, &nx), 0);
+    ck_assert_int_eq(ct_read_file(st2, &y, &ny), 0);
+    ck_assert(nx == ny && memcmp(x, y, nx) == 0);
+    free(x);
+    free(y);
+    ck_assert_int_eq(ct_cli(out, sizeof out, "cache gc --cache %s", cache2), 0);
+    ck_assert_msg(strstr(out, "removed 0 entries"), "%s", out);
+    rc = ct_cli(out, sizeof out, "import crosscoder %s --cache %s", json_path, cache2);
+    ck_assert_int_ne(rc, 0); /* not a safetensors file */
+
     /* an entry that is not a crosscoder is refused */
     ck_assert_int_eq(ct_plan_find(w->plan, "scale/a", &idx), 0);
     ct_key_hex(ct_plan_get(w->plan, idx)->key, hex);
