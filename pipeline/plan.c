@@ -294,6 +294,9 @@ void ct_plan_note(ct_plan *p, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
+    for (size_t i = 0; i < p->n_notes; i++) /* several kinds may say the same thing */
+        if (strcmp(p->notes[i], buf) == 0)
+            return;
     char **notes = realloc(p->notes, (p->n_notes + 1) * sizeof *notes);
     if (!notes)
         return;

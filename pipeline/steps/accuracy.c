@@ -22,6 +22,7 @@
 #include "pipeline/plan.h"
 #include "pipeline/step.h"
 #include "pipeline/steps/sources.h"
+#include "pipeline/steps/shard.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,7 +100,7 @@ static int plan_accuracy(ct_plan *plan, const ct_recipe *recipe)
         json_t *ck = json_array_get(cks, m);
         const char *name = json_string_value(json_object_get(ck, "name"));
         const char *source = json_string_value(json_object_get(ck, "source"));
-        if (source && strncmp(source, "pretrain:", 9) == 0)
+        if ((source && strncmp(source, "pretrain:", 9) == 0) || !ct_steps_checkpoint_available(plan, recipe, m))
             continue;
         char dotted[64], *src = NULL, *tok = NULL;
         const char *ck_label, *tok_label;

@@ -31,6 +31,8 @@ static int plan_extract(ct_plan *plan, const ct_recipe *recipe)
         ct_plan_note(plan, "extract: checkpoints from a pretrain section cannot be planned yet");
         return 0;
     }
+    if (!ct_steps_checkpoints_available(plan, recipe))
+        return 0; /* each missing checkpoint is in the notes, with its download command */
     ct_steps_budget b;
     int rc = ct_steps_budget_of(recipe, &b);
     json_t *cks = ct_recipe_get(recipe, "model.checkpoints");

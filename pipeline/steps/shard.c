@@ -1,4 +1,5 @@
 #include "pipeline/steps/shard.h"
+#include "models/checkpoint/checkpoint.h"
 #include "common/error.h"
 #include "common/sha256.h"
 #include "models/corpus/corpus.h"
@@ -382,6 +383,29 @@ int ct_steps_checkpoints_plannable(const ct_recipe *r)
             return 0;
     }
     return json_array_size(ck) > 0;
+}
+
+int ct_steps_checkpoint_available(ct_plan *plan, const ct_recipe *r, size_t m)
+{
+    char dotted[64], *src = NULL, *dir = NULL;
+    snprintf(dotted, sizeof dotted, "model.checkpoints.%zu.source", m);
+    json_t *ck = json_array_get(ct_recipe_get(r, "model.checkpoints"), m);
+    int ok = ct_recipe_resolve_path(r, dotted, &src) == 0 && ct_ckpt_resolve(src, &dir) == 0;
+    if (!ok)
+        ct_plan_note(plan, "checkpoint %s is not available: %s",
+                     json_string_value(json_object_get(ck, "name")), ct_error_message());
+    ct_error_clear();
+    free(src);
+    free(dir);
+    return ok;
+}
+
+int ct_steps_checkpoints_available(ct_plan *plan, const ct_recipe *r)
+{
+    int all = 1;
+    for (size_t m = 0; m < json_array_size(ct_recipe_get(r, "model.checkpoints")); m++)
+        all &= ct_steps_checkpoint_available(plan, r, m);
+    return all;
 }
 
 uint64_t ct_steps_mix(uint64_t x)

@@ -102,6 +102,11 @@ json_t *ct_steps_corpus_params(const ct_recipe *r);
 
 /* 1 when every checkpoint of the recipe can be planned (no pretrain: sources). */
 int ct_steps_checkpoints_plannable(const ct_recipe *r);
+/* 1 when every (non-pretrain) checkpoint of the recipe can be found on disk or in the
+ * hub cache; otherwise 0, with a plan note per missing checkpoint giving the command
+ * that downloads it, so `plan` lists them all instead of stopping at the first. */
+int ct_steps_checkpoint_available(ct_plan *plan, const ct_recipe *r, size_t m);
+int ct_steps_checkpoints_available(ct_plan *plan, const ct_recipe *r);
 
 /* A seeded bijection of [0, n): a 4-round Feistel network on the next even power of
  * two with cycle walking, so that any row count is shuffled without a table. */

@@ -6,6 +6,7 @@
 #include "tests/support/cli.h"
 
 #include <signal.h>
+#include <sys/stat.h>
 
 #include "cache/cache.h"
 #include "common/io.h"
@@ -557,6 +558,34 @@ START_TEST(tokenizer_larger_than_model_vocab)
 }
 END_TEST
 
+/* Checkpoints not downloaded yet: `plan` still works, lists each missing one with the
+ * command that downloads it, and plans what does not need them. */
+START_TEST(missing_checkpoints_are_listed_with_download_commands)
+{
+    fx_env e;
+    fx_setup(&e, "steps-missing");
+    fx_write_recipe(&e, "corpus.txt");
+    char hub[PATH_MAX + 16];
+    snprintf(hub, sizeof hub, "%s/hub", e.dir);
+    ck_assert_int_eq(mkdir(hub, 0755), 0);
+    setenv("HF_HUB_CACHE", hub, 1);
+    int rc = ct_cli(out, sizeof out,
+                    "plan %s --cache %s --set model.checkpoints.1.source=hf:EleutherAI/pythia-1b@step64 "
+                    "--set 'tasks=[blimp/regular_plural_subject_verb_agreement_1]'",
+                    e.recipe, e.cache);
+    unsetenv("HF_HUB_CACHE");
+    ck_assert_msg(rc == 0, "%s", out);
+    ck_assert_msg(strstr(out, "checkpoint b is not available"), "%s", out);
+    ck_assert_msg(strstr(out, "huggingface-cli download EleutherAI/pythia-1b --revision step64"), "%s", out);
+    ck_assert_int_eq(count_plan(out, "run", "extract"), 0); /* every crosscoder needs b */
+    ck_assert_int_eq(count_plan(out, "run", "accuracy"), 1); /* checkpoint a's accuracy */
+    ck_assert_int_eq(count_plan(out, "run", "tokenize_index"), 1);
+    /* the note is given once, though extract and accuracy both found it missing */
+    const char *first = strstr(out, "checkpoint b is not available");
+    ck_assert_ptr_null(strstr(first + 1, "checkpoint b is not available"));
+}
+END_TEST
+
 /* A recipe with a pretrain section: the tokenizer is trained on the corpus and used by
  * tokenize; the pretrain checkpoints themselves are not planned here. */
 START_TEST(tokenizer_train_for_pretrain_recipes)
@@ -645,6 +674,7 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, pipeline_end_to_end);
     tcase_add_test(tc, corpus_glob_matching_nothing);
+    tcase_add_test(tc, missing_checkpoints_are_listed_with_download_commands);
     tcase_add_test(tc, tokenizer_larger_than_model_vocab);
     tcase_add_test(tc, tokenizer_train_for_pretrain_recipes);
     suite_add_tcase(s, tc);
