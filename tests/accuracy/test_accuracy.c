@@ -44,37 +44,9 @@ static int run_accuracy(const fx_env *e, const char *extra)
     return ct_cli(out, sizeof out, "run %s --cache %s -q%s %s", e->recipe, e->cache, only, extra ? extra : "");
 }
 
-typedef struct {
-    ct_recipe *recipe;
-    ct_cache *cache;
-    ct_plan *plan;
-} world;
-
-static void world_open(world *w, const fx_env *e, const char *set)
-{
-    ct_steps_register_builtin();
-    ct_recipe_options ro = CT_RECIPE_OPTIONS_INIT;
-    const char *sets[1] = {set};
-    if (set) {
-        ro.sets = sets;
-        ro.n_sets = 1;
-    }
-    ck_assert_msg(ct_recipe_load(e->recipe, &ro, &w->recipe) == 0, "%s", ct_error_message());
-    ct_cache_options co = CT_CACHE_OPTIONS_INIT;
-    co.dir = e->cache;
-    ck_assert_msg(ct_cache_open(&co, &w->cache) == 0, "%s", ct_error_message());
-    ck_assert_msg(ct_plan_build(w->recipe, w->cache, &w->plan) == 0, "%s", ct_error_message());
-}
-
-static void world_close(world *w)
-{
-    ct_plan_free(w->plan);
-    ct_cache_close(w->cache);
-    ct_recipe_free(w->recipe);
-}
 
 /* The artifact (CSV) and summary of step accuracy/<task>/<ck>. */
-static char *step_output(world *w, const char *task, const char *ck, json_t **summary)
+static char *step_output(fx_world *w, const char *task, const char *ck, json_t **summary)
 {
     char label[512];
     snprintf(label, sizeof label, "accuracy/%s/%s", task, ck);
@@ -164,8 +136,8 @@ START_TEST(logprobs_match_unbatched_reference_and_batching_does_not_matter)
     int rc = run_accuracy(&e, NULL);
     ck_assert_msg(rc == 0, "%s", out);
     ck_assert_msg(strstr(out, "4 computed"), "%s", out);
-    world w;
-    world_open(&w, &e, NULL);
+    fx_world w;
+    fx_world_open(&w, &e, NULL);
     size_t pair[64], rpair[64];
     double good[64], bad[64], rgood[64], rbad[64];
     for (int t = 0; t < 2; t++) {
@@ -204,15 +176,15 @@ START_TEST(logprobs_match_unbatched_reference_and_batching_does_not_matter)
             free(csv);
         }
     }
-    world_close(&w);
+    fx_world_close(&w);
 
     /* one example per batch: other keys, the same numbers */
     rc = run_accuracy(&e, "--set relie.batch_size=1");
     ck_assert_msg(rc == 0, "%s", out);
     ck_assert_msg(strstr(out, "4 computed"), "%s", out);
-    world w4, w1;
-    world_open(&w4, &e, NULL);
-    world_open(&w1, &e, "relie.batch_size=1");
+    fx_world w4, w1;
+    fx_world_open(&w4, &e, NULL);
+    fx_world_open(&w1, &e, "relie.batch_size=1");
     for (int t = 0; t < 2; t++) {
         for (int m = 0; m < 2; m++) {
             json_t *s4, *s1;
@@ -233,8 +205,8 @@ START_TEST(logprobs_match_unbatched_reference_and_batching_does_not_matter)
             free(c1);
         }
     }
-    world_close(&w4);
-    world_close(&w1);
+    fx_world_close(&w4);
+    fx_world_close(&w1);
 }
 END_TEST
 
@@ -278,8 +250,8 @@ START_TEST(run_then_results_tables)
     ck_assert_msg(rc == 0, "%s", out);
     ck_assert_msg(strncmp(out, "task,a,b\n", 9) == 0, "%s", out);
     ck_assert_ptr_null(strstr(out, "missing"));
-    world w;
-    world_open(&w, &e, NULL);
+    fx_world w;
+    fx_world_open(&w, &e, NULL);
     const char *line = out + 9;
     for (int t = 0; t < 2; t++) {
         size_t tl = strlen(tasks[t]);
@@ -326,7 +298,7 @@ START_TEST(run_then_results_tables)
         }
     }
     json_decref(j);
-    world_close(&w);
+    fx_world_close(&w);
 
     /* the aligned text table names every task */
     rc = ct_cli(out, sizeof out, "results %s --cache %s", e.recipe, e.cache);
@@ -369,9 +341,9 @@ START_TEST(max_examples_reruns_exactly_the_accuracy_steps)
     snprintf(e2.cache, sizeof e2.cache, "%s/cache2", e.dir);
     rc = run_accuracy(&e2, NULL);
     ck_assert_msg(rc == 0, "%s", out);
-    world w1, w2;
-    world_open(&w1, &e, NULL);
-    world_open(&w2, &e2, NULL);
+    fx_world w1, w2;
+    fx_world_open(&w1, &e, NULL);
+    fx_world_open(&w2, &e2, NULL);
     for (int t = 0; t < 2; t++)
         for (int m = 0; m < 2; m++) {
             json_t *s1, *s2;
@@ -383,8 +355,8 @@ START_TEST(max_examples_reruns_exactly_the_accuracy_steps)
             free(c1);
             free(c2);
         }
-    world_close(&w1);
-    world_close(&w2);
+    fx_world_close(&w1);
+    fx_world_close(&w2);
 
     rc = ct_cli(out, sizeof out, "results %s --cache %s --format csv --set relie.max_examples=5", e.recipe, e.cache);
     ck_assert_msg(strstr(out, "4 of 4 cells missing"), "%s", out);

@@ -5,11 +5,14 @@
 #ifndef CT_TEST_STEPS_FIXTURE_H
 #define CT_TEST_STEPS_FIXTURE_H
 
+#include "cache/cache.h"
 #include "common/error.h"
 #include "models/checkpoint/safetensors.h"
 #include "models/corpus/corpus.h"
 #include "models/tokenizer/tokenizer.h"
 #include "models/tokenizer/train.h"
+#include "pipeline/plan.h"
+#include "pipeline/recipe/recipe.h"
 #include "tests/support/testutil.h"
 
 #include <math.h>
@@ -29,7 +32,7 @@ typedef struct {
     int vocab; /* tokenizer vocabulary = model vocabulary */
 } fx_env;
 
-static uint64_t fx_rng(uint64_t *s)
+static inline uint64_t fx_rng(uint64_t *s)
 {
     uint64_t x = (*s += 0x9e3779b97f4a7c15ull);
     x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
@@ -37,7 +40,7 @@ static uint64_t fx_rng(uint64_t *s)
     return x ^ (x >> 31);
 }
 
-static float fx_normal(uint64_t *s)
+static inline float fx_normal(uint64_t *s)
 {
     double u1 = ((double)(fx_rng(s) >> 11) + 0.5) / 9007199254740992.0;
     double u2 = ((double)(fx_rng(s) >> 11) + 0.5) / 9007199254740992.0;
@@ -51,7 +54,7 @@ typedef struct {
     float *data;
 } fx_tensor;
 
-static void fx_add(fx_tensor *t, size_t *n, uint64_t *rng, const char *name, int64_t r, int64_t c, float mean,
+static inline void fx_add(fx_tensor *t, size_t *n, uint64_t *rng, const char *name, int64_t r, int64_t c, float mean,
                    float std)
 {
     fx_tensor *x = &t[(*n)++];
@@ -66,7 +69,7 @@ static void fx_add(fx_tensor *t, size_t *n, uint64_t *rng, const char *name, int
 }
 
 /* A random GPT-NeoX checkpoint (parallel residual, rotary 0.5) with `vocab` rows. */
-static void fx_checkpoint(const char *dir, int vocab, uint64_t seed)
+static inline void fx_checkpoint(const char *dir, int vocab, uint64_t seed)
 {
     ck_assert_int_eq(mkdir(dir, 0755), 0);
     char path[PATH_MAX + 64];
@@ -116,7 +119,7 @@ static void fx_checkpoint(const char *dir, int vocab, uint64_t seed)
 
 /* The corpus (FX_DOCS paragraphs of at least FX_MIN_BYTES bytes), the tokenizer and
  * two checkpoints. */
-static void fx_setup(fx_env *e, const char *tag)
+static inline void fx_setup(fx_env *e, const char *tag)
 {
     ct_test_tmpdir(e->dir, sizeof e->dir, tag);
     snprintf(e->corpus, sizeof e->corpus, "%s/corpus.txt", e->dir);
@@ -195,12 +198,42 @@ static const char fx_recipe_text[] =
     "tuples:\n"
     "  - [a, b]\n";
 
-static void fx_write_recipe(fx_env *e, const char *files)
+static inline void fx_write_recipe(fx_env *e, const char *files)
 {
     FILE *f = fopen(e->recipe, "w");
     ck_assert_ptr_nonnull(f);
     fprintf(f, fx_recipe_text, files);
     fclose(f);
+}
+
+/* The recipe of `e`, its cache and its plan, read back through the library. */
+typedef struct {
+    ct_recipe *recipe;
+    ct_cache *cache;
+    ct_plan *plan;
+} fx_world;
+
+static inline void fx_world_open(fx_world *w, const fx_env *e, const char *set)
+{
+    ct_steps_register_builtin();
+    ct_recipe_options ro = CT_RECIPE_OPTIONS_INIT;
+    const char *sets[1] = {set};
+    if (set) {
+        ro.sets = sets;
+        ro.n_sets = 1;
+    }
+    ck_assert_msg(ct_recipe_load(e->recipe, &ro, &w->recipe) == 0, "%s", ct_error_message());
+    ct_cache_options co = CT_CACHE_OPTIONS_INIT;
+    co.dir = e->cache;
+    ck_assert_msg(ct_cache_open(&co, &w->cache) == 0, "%s", ct_error_message());
+    ck_assert_msg(ct_plan_build(w->recipe, w->cache, &w->plan) == 0, "%s", ct_error_message());
+}
+
+static inline void fx_world_close(fx_world *w)
+{
+    ct_plan_free(w->plan);
+    ct_cache_close(w->cache);
+    ct_recipe_free(w->recipe);
 }
 
 #endif

@@ -24,36 +24,8 @@ static char out[1 << 16];
 
 /* --- reading artifacts back through the library ----------------------------------- */
 
-typedef struct {
-    ct_recipe *recipe;
-    ct_cache *cache;
-    ct_plan *plan;
-} world;
 
-static void world_open(world *w, const fx_env *e, const char *set)
-{
-    ct_steps_register_builtin();
-    ct_recipe_options ro = CT_RECIPE_OPTIONS_INIT;
-    const char *sets[1] = {set};
-    if (set) {
-        ro.sets = sets;
-        ro.n_sets = 1;
-    }
-    ck_assert_msg(ct_recipe_load(e->recipe, &ro, &w->recipe) == 0, "%s", ct_error_message());
-    ct_cache_options co = CT_CACHE_OPTIONS_INIT;
-    co.dir = e->cache;
-    ck_assert_msg(ct_cache_open(&co, &w->cache) == 0, "%s", ct_error_message());
-    ck_assert_msg(ct_plan_build(w->recipe, w->cache, &w->plan) == 0, "%s", ct_error_message());
-}
-
-static void world_close(world *w)
-{
-    ct_plan_free(w->plan);
-    ct_cache_close(w->cache);
-    ct_recipe_free(w->recipe);
-}
-
-static char *artifact(world *w, const char *label, size_t *len)
+static char *artifact(fx_world *w, const char *label, size_t *len)
 {
     size_t idx;
     ck_assert_msg(ct_plan_find(w->plan, label, &idx) == 0, "no step %s", label);
@@ -104,7 +76,7 @@ static int32_t *doc_ids(const fx_env *e, ct_tokenizer *tok, uint64_t doc, size_t
     return ids;
 }
 
-static void check_tokens(world *w, const fx_env *e)
+static void check_tokens(fx_world *w, const fx_env *e)
 {
     ct_tokenizer *tok;
     ck_assert_int_eq(ct_tok_load(e->tok, &tok), 0);
@@ -154,7 +126,7 @@ static void check_tokens(world *w, const fx_env *e)
     ct_tok_free(tok);
 }
 
-static void check_activations(world *w, const fx_env *e, int m)
+static void check_activations(fx_world *w, const fx_env *e, int m)
 {
     char label[64];
     snprintf(label, sizeof label, "extract/%c/train/0001", 'a' + m);
@@ -218,7 +190,7 @@ static void check_activations(world *w, const fx_env *e, int m)
 }
 
 /* s = sqrt(d) / mean norm over the first 16 train sequences (4 batches of 4). */
-static double reference_scale(world *w, int m)
+static double reference_scale(fx_world *w, int m)
 {
     char label[64];
     snprintf(label, sizeof label, "extract/%c/train/0000", 'a' + m);
@@ -239,7 +211,7 @@ static double reference_scale(world *w, int m)
     return sqrt((double)FX_D) / (sum / (16 * 15));
 }
 
-static void check_scale_and_model(world *w)
+static void check_scale_and_model(fx_world *w)
 {
     double s[2];
     for (int m = 0; m < 2; m++) {
@@ -307,7 +279,7 @@ static void check_scale_and_model(world *w)
 }
 
 /* `export crosscoder` writes the artifact's weights under the reference's names. */
-static void check_export(world *w, const fx_env *e)
+static void check_export(fx_world *w, const fx_env *e)
 {
     size_t idx, len;
     ck_assert_int_eq(ct_plan_find(w->plan, "train/a-b/seed1", &idx), 0);
@@ -444,14 +416,14 @@ START_TEST(pipeline_end_to_end)
     rc = ct_cli(out, sizeof out, "run %s --cache %s", e.recipe, e.cache);
     ck_assert_msg(rc == 0 && strstr(out, " 0 computed"), "second run: %s", out);
 
-    world w;
-    world_open(&w, &e, NULL);
+    fx_world w;
+    fx_world_open(&w, &e, NULL);
     check_tokens(&w, &e);
     check_activations(&w, &e, 0);
     check_activations(&w, &e, 1);
     check_scale_and_model(&w);
     check_export(&w, &e);
-    world_close(&w);
+    fx_world_close(&w);
 
     /* a new learning rate reruns the train step only */
     rc = ct_cli(out, sizeof out, "plan %s --cache %s --set crosscoder.lr=2e-3", e.recipe, e.cache);
@@ -640,8 +612,8 @@ START_TEST(tokenizer_train_for_pretrain_recipes)
     ck_assert_int_eq(ct_tok_trainer_json(t, &want, &wlen), 0);
     ct_tok_trainer_free(t);
 
-    world w;
-    world_open(&w, &e, NULL);
+    fx_world w;
+    fx_world_open(&w, &e, NULL);
     size_t len;
     char *got = artifact(&w, "tokenizer", &len);
     ck_assert_uint_eq(len, wlen);
@@ -663,7 +635,7 @@ START_TEST(tokenizer_train_for_pretrain_recipes)
     free(got);
     free(want);
     ct_tok_free(tok);
-    world_close(&w);
+    fx_world_close(&w);
 }
 END_TEST
 
