@@ -13,11 +13,12 @@ Run with the same thread count as the C benchmark, and with OpenBLAS variables u
 Prints key=value lines, the last one tokens_per_s=N.
 """
 import argparse
-import math
 import time
 
 import torch
 import torch.nn.functional as F
+
+from neox_torch import NeoX
 
 
 def main():
@@ -33,54 +34,8 @@ def main():
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    C, H, V, T, B = a.hidden, a.heads, a.vocab, a.ctx, a.batch
-    hd, I = C // H, 4 * C
-    rot = int(hd * 0.25)
-
-    def lin(o, i, bias=True):
-        m = torch.nn.Linear(i, o, bias=bias)
-        torch.nn.init.normal_(m.weight, std=0.02)
-        if bias:
-            torch.nn.init.zeros_(m.bias)
-        return m
-
-    emb = torch.nn.Embedding(V, C)
-    torch.nn.init.normal_(emb.weight, std=0.02)
-    layers = torch.nn.ModuleList()
-    for _ in range(a.layers):
-        layers.append(torch.nn.ModuleDict(dict(
-            ln1=torch.nn.LayerNorm(C), ln2=torch.nn.LayerNorm(C), qkv=lin(3 * C, C),
-            dense=lin(C, C), fc=lin(I, C), proj=lin(C, I))))
-    lnf = torch.nn.LayerNorm(C)
-    head = lin(V, C, bias=False)
-    model = torch.nn.ModuleList([emb, layers, lnf, head])
-    inv_freq = 1.0 / (10000 ** (torch.arange(0, rot, 2).float() / rot))
-    freqs = torch.outer(torch.arange(T).float(), inv_freq)
-    e = torch.cat((freqs, freqs), dim=-1)
-    cos, sin = e.cos()[None, None], e.sin()[None, None]
-    mask = torch.tril(torch.ones(T, T, dtype=torch.bool))
-
-    def rotate_half(x):
-        h = x.shape[-1] // 2
-        return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
-
-    def block(L, h):
-        x = L["ln1"](h)
-        qkv = L["qkv"](x).view(B, T, H, 3 * hd)
-        q = qkv[..., :hd].permute(0, 2, 1, 3)
-        k = qkv[..., hd:2 * hd].permute(0, 2, 1, 3)
-        v = qkv[..., 2 * hd:].permute(0, 2, 1, 3)
-        qr, qp = q[..., :rot], q[..., rot:]
-        kr, kp = k[..., :rot], k[..., rot:]
-        q = torch.cat((qr * cos + rotate_half(qr) * sin, qp), dim=-1)
-        k = torch.cat((kr * cos + rotate_half(kr) * sin, kp), dim=-1)
-        s = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(hd)
-        s = torch.where(mask, s, torch.tensor(torch.finfo(s.dtype).min))
-        o = torch.matmul(torch.softmax(s, dim=-1), v).permute(0, 2, 1, 3).reshape(B, T, C)
-        attn = L["dense"](o)
-        mlp = L["proj"](F.gelu(L["fc"](L["ln2"](h))))
-        return mlp + attn + h
-
+    V, T, B = a.vocab, a.ctx, a.batch
+    model = NeoX(V, a.hidden, a.layers, a.heads, T, init_std=0.02)
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1},
@@ -90,10 +45,7 @@ def main():
     ids, targets = tok[:, :-1], tok[:, 1:]
 
     def step():
-        h = emb(ids)
-        for L in layers:
-            h = block(L, h)
-        logits = head(lnf(h))
+        logits = model.logits(ids)
         loss = F.cross_entropy(logits.reshape(-1, V), targets.reshape(-1))
         opt.zero_grad(set_to_none=True)
         loss.backward()
