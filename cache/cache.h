@@ -122,6 +122,10 @@ int ct_blob_read_at(ct_blob_reader *r, uint64_t offset, void *dst, size_t len);
 int ct_blob_view(ct_blob_reader *r, uint64_t offset, size_t len, const void **ptr);
 void ct_blob_reader_close(ct_blob_reader *r);
 
+/* The whole blob of an open reader copied into a malloc'd buffer (NUL-terminated);
+ * the reader stays open. */
+int ct_blob_read_all(ct_blob_reader *r, char **data, size_t *len);
+
 /* Convenience: whole blob copied into a malloc'd buffer (NUL-terminated). */
 int ct_cache_read_all(ct_cache *c, const uint8_t key[CT_KEY_LEN], char **data, size_t *len);
 

@@ -174,23 +174,16 @@ void ct_blob_reader_close(ct_blob_reader *r)
     free(r);
 }
 
-int ct_cache_read_all(ct_cache *c, const uint8_t key[CT_KEY_LEN], char **data, size_t *len)
+int ct_blob_read_all(ct_blob_reader *r, char **data, size_t *len)
 {
     *data = NULL;
     *len = 0;
-    ct_blob_reader *r;
-    int rc = ct_blob_reader_open(c, key, &r);
-    if (rc)
-        return rc;
     uint64_t size = ct_blob_size(r);
     char *buf = size < SIZE_MAX ? malloc((size_t)size + 1) : NULL;
-    if (!buf) {
-        ct_blob_reader_close(r);
-        return ct_error_set(CT_ENOMEM, "%s: out of memory reading a blob of %llu bytes", c->dir,
+    if (!buf)
+        return ct_error_set(CT_ENOMEM, "%s: out of memory reading a blob of %llu bytes", r->c->dir,
                             (unsigned long long)size);
-    }
-    rc = ct_blob_read_at(r, 0, buf, (size_t)size);
-    ct_blob_reader_close(r);
+    int rc = ct_blob_read_at(r, 0, buf, (size_t)size);
     if (rc) {
         free(buf);
         return rc;
@@ -199,4 +192,17 @@ int ct_cache_read_all(ct_cache *c, const uint8_t key[CT_KEY_LEN], char **data, s
     *data = buf;
     *len = (size_t)size;
     return 0;
+}
+
+int ct_cache_read_all(ct_cache *c, const uint8_t key[CT_KEY_LEN], char **data, size_t *len)
+{
+    *data = NULL;
+    *len = 0;
+    ct_blob_reader *r;
+    int rc = ct_blob_reader_open(c, key, &r);
+    if (rc)
+        return rc;
+    rc = ct_blob_read_all(r, data, len);
+    ct_blob_reader_close(r);
+    return rc;
 }

@@ -446,18 +446,9 @@ int ct_steps_read_input(ct_step_ctx *ctx, const char *name, size_t i, char **dat
     int rc = ct_step_input(ctx, name, i, &r);
     if (rc)
         return rc;
-    uint64_t size = ct_blob_size(r);
-    char *buf = malloc(size + 1);
-    rc = buf ? ct_blob_read_at(r, 0, buf, size) : ct_error_set(CT_ENOMEM, "out of memory");
+    rc = ct_blob_read_all(r, data, len);
     ct_blob_reader_close(r);
-    if (rc) {
-        free(buf);
-        return rc;
-    }
-    buf[size] = '\0';
-    *data = buf;
-    *len = size;
-    return 0;
+    return rc;
 }
 
 int ct_steps_input_key_hex(ct_step_ctx *ctx, const char *name, size_t i, char hex[65])

@@ -11,6 +11,7 @@
 #include "common/error.h"
 #include "pipeline/plan.h"
 #include "pipeline/step.h"
+#include "pipeline/steps/shard.h"
 
 #include <ctype.h>
 #include <fcntl.h>
@@ -80,22 +81,6 @@ static void transform(const char *how, char *s, size_t n)
     }
 }
 
-/* Reads a whole input artifact into a malloc'd buffer. */
-static int read_input(ct_step_ctx *ctx, const char *name, size_t i, char **text, size_t *len)
-{
-    ct_blob_reader *r;
-    int rc = ct_step_input(ctx, name, i, &r);
-    if (rc)
-        return rc;
-    *len = ct_blob_size(r);
-    *text = malloc(*len + 1);
-    rc = *text ? ct_blob_read_at(r, 0, *text, *len) : ct_error_set(CT_ENOMEM, "out of memory");
-    ct_blob_reader_close(r);
-    if (!rc)
-        (*text)[*len] = '\0';
-    return rc;
-}
-
 static int run_transform(ct_step_ctx *ctx)
 {
     json_t *params = ct_step_params(ctx);
@@ -106,7 +91,7 @@ static int run_transform(ct_step_ctx *ctx)
     char *text;
     size_t len;
     if (ct_step_input_count(ctx, "prev")) {
-        if ((rc = read_input(ctx, "prev", 0, &text, &len)))
+        if ((rc = ct_steps_read_input(ctx, "prev", 0, &text, &len)))
             return rc;
     } else {
         const char *t = json_string_value(json_object_get(params, "text"));
@@ -136,7 +121,7 @@ static int run_join(ct_step_ctx *ctx)
     for (size_t i = 0; i < n && !rc; i++) {
         char *text;
         size_t len;
-        if ((rc = read_input(ctx, "parts", i, &text, &len)))
+        if ((rc = ct_steps_read_input(ctx, "parts", i, &text, &len)))
             break;
         rc = ct_blob_write(w, text, len);
         if (!rc)
