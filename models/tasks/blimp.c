@@ -26,18 +26,6 @@ static const char *strip(const char *s, size_t *n)
     return s;
 }
 
-/* Field `key` of `o`: 1 with a string, 0 when absent or null, -1 when another type. */
-static int get_string(json_t *o, const char *key, const char **s)
-{
-    json_t *v = json_object_get(o, key);
-    if (!v || json_is_null(v))
-        return 0;
-    if (!json_is_string(v))
-        return -1;
-    *s = json_string_value(v);
-    return 1;
-}
-
 static int read_line(ct_task *t, const char *path, size_t lineno, const char *line, size_t len)
 {
     json_error_t je;
@@ -54,7 +42,7 @@ static int read_line(ct_task *t, const char *path, size_t lineno, const char *li
     const char *v[5] = {0};
     int got[5];
     for (int k = 0; k < 5; k++) {
-        got[k] = get_string(o, keys[k], &v[k]);
+        got[k] = ct_task_json_string(o, keys[k], &v[k]);
         if (got[k] < 0)
             rc = ct_error_set(CT_EFORMAT, "%s:%zu: field \"%s\" is not a string", path, lineno, keys[k]);
         else if (k < 2 && got[k] == 0)

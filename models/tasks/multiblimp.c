@@ -180,18 +180,6 @@ static int read_tsv(ct_task *t, const char *path, const char *d, size_t len)
     return rc;
 }
 
-/* String field: 1 found, 0 absent/null, -1 another type. */
-static int get_string(json_t *o, const char *key, const char **s)
-{
-    json_t *v = json_object_get(o, key);
-    if (!v || json_is_null(v))
-        return 0;
-    if (!json_is_string(v))
-        return -1;
-    *s = json_string_value(v);
-    return 1;
-}
-
 static int read_jsonl(ct_task *t, const char *path, const char *d, size_t len)
 {
     size_t pos = 0, lineno = 0;
@@ -215,12 +203,12 @@ static int read_jsonl(ct_task *t, const char *path, const char *d, size_t len)
         if (!json_is_object(o)) {
             rc = ct_error_set(CT_EFORMAT, "%s:%zu: expected a JSON object", path, lineno);
         } else {
-            int g = get_string(o, "sen", &good), b = get_string(o, "wrong_sen", &bad);
+            int g = ct_task_json_string(o, "sen", &good), b = ct_task_json_string(o, "wrong_sen", &bad);
             if (g == 0)
-                g = get_string(o, "sentence_good", &good);
+                g = ct_task_json_string(o, "sentence_good", &good);
             if (b == 0)
-                b = get_string(o, "sentence_bad", &bad);
-            int p = get_string(o, "prefix", &prefix), f = get_string(o, "phenomenon", &phen);
+                b = ct_task_json_string(o, "sentence_bad", &bad);
+            int p = ct_task_json_string(o, "prefix", &prefix), f = ct_task_json_string(o, "phenomenon", &phen);
             if (g <= 0 || b <= 0)
                 rc = ct_error_set(CT_EFORMAT,
                                   "%s:%zu: missing string fields \"sen\"/\"wrong_sen\" "

@@ -151,3 +151,14 @@ int ct_task_utf8_valid(const char *s, size_t n)
     }
     return 1;
 }
+
+int ct_task_json_string(json_t *o, const char *key, const char **s)
+{
+    json_t *v = json_object_get(o, key);
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_string(v))
+        return -1;
+    *s = json_string_value(v);
+    return 1;
+}

@@ -2,6 +2,7 @@
 #ifndef CT_TASKS_INTERNAL_H
 #define CT_TASKS_INTERNAL_H
 
+#include <jansson.h>
 #include <stddef.h>
 
 #include "models/tasks/tasks.h"
@@ -60,6 +61,10 @@ int ct_task_unknown(const char *name, char *const *dirs);
 
 /* 1 when s[0..n) is valid UTF-8 without NUL bytes. */
 int ct_task_utf8_valid(const char *s, size_t n);
+
+/* String field `key` of a JSON object: 1 with a string, 0 when absent or null, -1 when
+ * another type. */
+int ct_task_json_string(json_t *o, const char *key, const char **s);
 
 /* The task data folders of the search path (see tasks.h), existing ones only, in
  * order, NULL-terminated; free with ct_task_names_free. */
