@@ -23,7 +23,9 @@ int ct_cmd_inspect_forward(int argc, char **argv);  /* cli/inspect_forward.c */
 int ct_cmd_bench_forward(int argc, char **argv);    /* cli/bench_forward.c */
 int ct_cmd_import_crosscoder(int argc, char **argv); /* cli/import_crosscoder.c */
 int ct_cmd_export_crosscoder(int argc, char **argv); /* cli/export_crosscoder.c */
+int ct_cmd_export_checkpoint(int argc, char **argv); /* cli/export_checkpoint.c */
 int ct_cmd_bench_crosscoder(int argc, char **argv); /* cli/bench_crosscoder.c */
 int ct_cmd_results(int argc, char **argv);         /* cli/results.c */
+int ct_cmd_report(int argc, char **argv);          /* cli/report.c */
 
 #endif

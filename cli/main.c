@@ -18,6 +18,7 @@ static const command commands[] = {
     {NULL, "run", ct_cmd_run, "run a recipe's steps (default: the embedded tiny-en recipe)"},
     {NULL, "plan", ct_cmd_plan, "show a recipe's steps: cached or to run, and why"},
     {NULL, "results", ct_cmd_results, "print a recipe's result tables from the cache (csv, table, json)"},
+    {NULL, "report", ct_cmd_report, "write a recipe's HTML report from the cache"},
     {NULL, "why", ct_cmd_why, "print the key material and provenance of a cache entry"},
     {NULL, "steps", ct_cmd_steps, "list the step kinds this build knows"},
     {"cache", "ls", ct_cmd_cache_ls, "list cache entries"},
@@ -35,6 +36,7 @@ static const command commands[] = {
     {"tokenizer", "train", ct_cmd_tokenizer_train, "train a byte-level BPE tokenizer.json on a corpus"},
     {"import", "crosscoder", ct_cmd_import_crosscoder, "an exported crosscoder into the cache (prints its key)"},
     {"export", "crosscoder", ct_cmd_export_crosscoder, "a trained crosscoder as safetensors + JSON config"},
+    {"export", "checkpoint", ct_cmd_export_checkpoint, "a pretrained checkpoint as a Hugging Face directory"},
     {"bench", "forward", ct_cmd_bench_forward, "forward throughput of a random model of a given shape"},
     {"bench", "crosscoder", ct_cmd_bench_crosscoder, "crosscoder training throughput on random rows"},
 };

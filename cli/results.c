@@ -13,7 +13,7 @@ static const char usage[] =
     "                         [--cache DIR] [--set a.b=v]...\n"
     "  Prints a result table of the recipe from the cache; nothing is computed, so\n"
     "  cells whose steps have not run yet are empty (null in json).\n"
-    "  --table: accuracy (default)\n"
+    "  --table: accuracy (default), crosscoders, latents, validation or overlap\n"
     "  --format: table (default), csv or json\n";
 
 int ct_cmd_results(int argc, char **argv)
@@ -56,11 +56,14 @@ int ct_cmd_results(int argc, char **argv)
         status = ct_cli_fail();
     if (!status) {
         long long missing = json_integer_value(json_object_get(table, "missing"));
-        long long cells = json_integer_value(json_object_get(table, "cells"));
+        json_t *cells = json_object_get(table, "cells");
         fflush(stdout);
-        if (missing)
+        if (missing && cells)
             fprintf(stderr, "note: %lld of %lld cells missing (not computed yet: `crosstime run %s`)\n",
-                    missing, cells, recipe_name ? recipe_name : CT_DEFAULT_RECIPE);
+                    missing, (long long)json_integer_value(cells), recipe_name ? recipe_name : CT_DEFAULT_RECIPE);
+        else if (missing)
+            fprintf(stderr, "note: %lld steps of this table not computed yet (`crosstime run %s`)\n", missing,
+                    recipe_name ? recipe_name : CT_DEFAULT_RECIPE);
     }
     json_decref(table);
     ct_plan_free(plan);

@@ -3,6 +3,7 @@
 #include "cli/commands.h"
 #include "common/error.h"
 #include "common/progress.h"
+#include "pipeline/estimate.h"
 #include "pipeline/key.h"
 #include "pipeline/plan.h"
 #include "pipeline/runner.h"
@@ -16,7 +17,8 @@ typedef struct {
     const char *recipe;
     const char *format; /* plan: text | json */
     const char *device;
-    int jobs, verbose, quiet;
+    int jobs, verbose, quiet, dry_run;
+    double gflops; /* run: throughput assumed by the estimate (0: the device's default) */
     const char **only;
     size_t n_only;
 } run_args;
@@ -44,6 +46,10 @@ static int parse(int argc, char **argv, run_args *a, const char *usage)
             a->verbose = 1;
         else if (strcmp(s, "--quiet") == 0 || strcmp(s, "-q") == 0)
             a->quiet = 1;
+        else if (strcmp(s, "--dry-run") == 0)
+            a->dry_run = 1;
+        else if (strcmp(s, "--gflops") == 0 && i + 1 < argc)
+            a->gflops = atof(argv[++i]);
         else if (strcmp(s, "--only") == 0 && i + 1 < argc) {
             const char **only = realloc(a->only, (a->n_only + 1) * sizeof *only);
             if (!only)
@@ -56,7 +62,7 @@ static int parse(int argc, char **argv, run_args *a, const char *usage)
         else
             a->recipe = s;
     }
-    if (a->jobs < 1 || (strcmp(a->device, "cpu") && strcmp(a->device, "cuda")) ||
+    if (a->jobs < 1 || a->gflops < 0 || (strcmp(a->device, "cpu") && strcmp(a->device, "cuda")) ||
         (strcmp(a->format, "text") && strcmp(a->format, "json")))
         return ct_cli_usage(usage);
 #ifndef CT_HAVE_CUDA
@@ -134,9 +140,49 @@ int ct_cmd_plan(int argc, char **argv) { return with_plan(argc, argv, plan_usage
 static const char run_usage[] =
     "usage: crosstime run [RECIPE] [--jobs N] [--device cpu|cuda] [-v] [-q]\n"
     "                     [--only LABEL]... [--cache DIR] [--set a.b=v]...\n"
+    "                     [--dry-run [--format text|json]] [--gflops N]\n"
     "  Runs the recipe's steps in dependency order; cached steps are not recomputed.\n"
     "  RECIPE is a file or the name of an embedded recipe (default: tiny-en).\n"
-    "  --only LABEL runs just that step (its inputs must be cached), as a cluster job does.\n";
+    "  --only LABEL runs just that step (its inputs must be cached), as a cluster job does.\n"
+    "  --dry-run prints the estimate of disk space and compute that run prints before it\n"
+    "  starts, and starts nothing (the cache is not opened); --gflops N sets the\n"
+    "  throughput its time assumes.\n";
+
+/* The whole recipe's estimate (pipeline/estimate.h) at the device's throughput. */
+static int estimate(const run_args *a, const ct_recipe *recipe, ct_estimate *e)
+{
+    ct_estimate_options o = CT_ESTIMATE_OPTIONS_INIT;
+    o.device = a->device;
+    o.gflops = a->gflops;
+    return ct_estimate_recipe(recipe, &o, e);
+}
+
+static int dry_run(int argc, char **argv)
+{
+    run_args a;
+    int status = parse(argc, argv, &a, run_usage);
+    if (status)
+        return status;
+    ct_recipe *recipe = NULL;
+    ct_estimate e;
+    if (ct_cli_load_recipe(&a.common, a.recipe, &recipe) || estimate(&a, recipe, &e))
+        status = ct_cli_fail();
+    else if (strcmp(a.format, "json") == 0) {
+        json_t *j = ct_estimate_to_json(&e);
+        json_object_set_new(j, "recipe", json_string(ct_recipe_name(recipe)));
+        json_dumpf(j, stdout, JSON_INDENT(1) | JSON_SORT_KEYS);
+        putchar('\n');
+        json_decref(j);
+    } else {
+        printf("estimate for %s (%s); nothing was started\n", ct_recipe_name(recipe), ct_recipe_path(recipe));
+        ct_estimate_print(&e, stdout, "  ");
+        printf("  (`crosstime plan %s` lists the steps and what is missing)\n", ct_recipe_name(recipe));
+    }
+    ct_recipe_free(recipe);
+    ct_cli_common_free(&a.common);
+    free(a.only);
+    return status;
+}
 
 static int run_plan(run_args *a, ct_recipe *recipe, ct_cache *cache, ct_plan *plan)
 {
@@ -148,6 +194,12 @@ static int run_plan(run_args *a, ct_recipe *recipe, ct_cache *cache, ct_plan *pl
     opts.quiet = a->quiet;
     opts.only = a->only;
     opts.n_only = a->n_only;
+    ct_estimate e;
+    if (!a->quiet && !a->n_only && estimate(a, recipe, &e) == 0) {
+        fprintf(stderr, "estimate for %s (all steps; cached ones are not recomputed):\n", ct_recipe_name(recipe));
+        ct_estimate_print(&e, stderr, "  ");
+    }
+    ct_error_clear(); /* recipes without a model or corpus have no estimate */
     ct_run_stats st;
     int rc = ct_run(plan, cache, &opts, &st);
     const char *const *notes;
@@ -159,7 +211,18 @@ static int run_plan(run_args *a, ct_recipe *recipe, ct_cache *cache, ct_plan *pl
            st.wall_s);
     if (rc == CT_EINTR)
         return 130;
+    if (!rc && !a->n_only && ct_plan_n_missing(plan)) { /* --only: that step ran, nothing else was asked */
+        fprintf(stderr, "crosstime: %s: %zu inputs are missing (see the notes); the steps that need them did not run\n",
+                ct_recipe_name(recipe), ct_plan_n_missing(plan));
+        return 1;
+    }
     return rc ? ct_cli_fail() : 0;
 }
 
-int ct_cmd_run(int argc, char **argv) { return with_plan(argc, argv, run_usage, run_plan); }
+int ct_cmd_run(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--dry-run") == 0)
+            return dry_run(argc, argv);
+    return with_plan(argc, argv, run_usage, run_plan);
+}

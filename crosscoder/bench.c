@@ -29,6 +29,34 @@ static int cmp_float(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* The training source with the time spent reading batches counted, so the figures can
+ * tell the host's share of a step (reading and scaling rows) from the kernels'. */
+typedef struct {
+    ct_cc_source *inner;
+    double secs;
+} timed_source;
+
+static int timed_next(void *ctx, float *rows, size_t n)
+{
+    timed_source *ts = ctx;
+    double t0 = now_s();
+    int rc = ts->inner->next(ts->inner->ctx, rows, n);
+    ts->secs += now_s() - t0;
+    return rc;
+}
+
+static int timed_tell(void *ctx, ct_cc_cursor *cur)
+{
+    timed_source *ts = ctx;
+    return ts->inner->tell(ts->inner->ctx, cur);
+}
+
+static int timed_seek(void *ctx, const ct_cc_cursor *cur)
+{
+    timed_source *ts = ctx;
+    return ts->inner->seek(ts->inner->ctx, cur);
+}
+
 int ct_cc_bench_run(const ct_cc_bench_opts *o, FILE *out, ct_cc_bench_result *res)
 {
     if (o->steps < 1 || !(o->density > 0.0 && o->density <= 1.0))
@@ -73,7 +101,9 @@ int ct_cc_bench_run(const ct_cc_bench_opts *o, FILE *out, ct_cc_bench_result *re
         free(rows);
         return rc;
     }
-    if ((rc = ct_cc_trainer_create(&c, &src, NULL, NULL, &t)))
+    timed_source ts = {&src, 0.0};
+    ct_cc_source tsrc = {.M = c.M, .d = c.d, .ctx = &ts, .next = timed_next, .tell = timed_tell, .seek = timed_seek};
+    if ((rc = ct_cc_trainer_create(&c, &tsrc, NULL, NULL, &t)))
         goto out;
     ct_crosscoder *cc = ct_cc_trainer_model(t);
     pre = malloc((size_t)c.batch * c.H * sizeof(float));
@@ -95,11 +125,15 @@ int ct_cc_bench_run(const ct_cc_bench_opts *o, FILE *out, ct_cc_bench_result *re
         qsort(col, (size_t)c.batch, sizeof *col, cmp_float);
         cc->p.b_enc[j] = -col[q];
     }
+    /* After b_enc is set: the device takes a copy of the host parameters. */
+    if (o->device != CT_DEVICE_CPU && (rc = ct_cc_trainer_set_device(t, (ct_device)o->device)))
+        goto out;
     ct_cc_losses l;
     double t0 = now_s();
     if ((rc = ct_cc_trainer_step(t, &l)))
         goto out;
     double t1 = now_s();
+    ts.secs = 0.0;
     double first_loss = l.loss, dens = 0.0, sparse = 0.0;
     for (long s = 0; s < o->steps; s++) {
         if ((rc = ct_cc_trainer_step(t, &l)))
@@ -111,6 +145,7 @@ int ct_cc_bench_run(const ct_cc_bench_opts *o, FILE *out, ct_cc_bench_result *re
     double per = (t2 - t1) / (double)o->steps;
     double gemm = 2.0 * c.batch * (double)D * c.H; /* one [B,D]x[D,H] product */
     double rps = (double)c.batch / per;
+    fprintf(out, "device=%s\n", ct_device_name((ct_device)o->device));
     fprintf(out, "type=%s\n", c.type == CT_CC_L1 ? "l1" : "batchtopk");
     fprintf(out, "m=%d\nd=%d\nh=%d\nbatch=%d\nsteps=%ld\n", c.M, c.d, c.H, c.batch, o->steps);
     fprintf(out, "threads=%d\n", omp_get_max_threads());
@@ -119,6 +154,7 @@ int ct_cc_bench_run(const ct_cc_bench_opts *o, FILE *out, ct_cc_bench_result *re
             sparse / (double)o->steps);
     fprintf(out, "loss_first=%.6g\nloss_last=%.6g\n", first_loss, l.loss);
     fprintf(out, "warmup_s=%.4f\nsec_per_step=%.5f\n", t1 - t0, per);
+    fprintf(out, "batch_read_s_per_step=%.5f\n", ts.secs / (double)o->steps);
     /* Dense-equivalent rate: the five [B,D,H] products a dense step performs. */
     fprintf(out, "dense_equiv_gflops=%.2f\n", 5.0 * gemm / per * 1e-9);
     fprintf(out, "rows_per_s=%.1f\n", rps);

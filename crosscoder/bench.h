@@ -13,11 +13,12 @@ typedef struct ct_cc_bench_opts {
     double density;  /* target fraction of active latents after the ReLU */
     int threads;     /* 0 = leave OpenMP/OpenBLAS defaults */
     int path;        /* ct_cc_path */
+    int device;      /* ct_device: where the steps run (CUDA: dense L1 only) */
     uint64_t seed;
 } ct_cc_bench_opts;
 
 #define CT_CC_BENCH_OPTS_INIT { .type = 0, .M = 2, .d = 512, .H = 4096, .batch = 1024, .steps = 20, \
-                                .density = 0.5, .threads = 0, .path = 0, .seed = 124 }
+                                .density = 0.5, .threads = 0, .path = 0, .device = 0, .seed = 124 }
 
 typedef struct ct_cc_bench_result {
     double rows_per_s, sec_per_step;

@@ -24,6 +24,7 @@
  * from the active entries. */
 #include "common/array.h"
 #include "crosscoder/loss.h"
+#include "crosscoder/loss_internal.h"
 
 #include "common/error.h"
 #include "kernels/crosscoder_kernels.h"
@@ -348,6 +349,44 @@ static void row_terms(ct_cc_workspace *w, const float *X, int b, float g2)
     ra[2 * M] = tot;
 }
 
+void ct_cc_losses_finish(const double *rowacc, int B, int M, const float *fsum, const float *nsum, int H,
+                         float lambda, ct_cc_losses *out)
+{
+    double *ev_out = out->ev;
+    uint8_t *fired_out = out->fired;
+    /* f ≥ 0, so a zero column sum means the latent was never active. */
+    if (fired_out)
+        for (int j = 0; j < H; j++)
+            fired_out[j] = fsum[j] > 0.0f;
+
+    int RA = 2 * M + 1;
+    double l2 = 0.0;
+    for (int m = 0; m < M && ev_out; m++)
+        ev_out[m] = 0.0;
+    for (int b = 0; b < B; b++)
+        l2 += rowacc[(size_t)b * RA + 2 * M];
+    out->l2 = l2 / B;
+    if (ev_out) {
+        for (int m = 0; m < M; m++) {
+            double s = 0.0;
+            long cnt = 0;
+            for (int b = 0; b < B; b++) {
+                const double *ra = rowacc + (size_t)b * RA;
+                if (ra[2 * m + 1] > 0.0) {
+                    s += 1.0 - ra[2 * m] / ra[2 * m + 1];
+                    cnt++;
+                }
+            }
+            ev_out[m] = cnt ? s / cnt : 0.0;
+        }
+    }
+    double l1 = 0.0;
+    for (int j = 0; j < H; j++)
+        l1 += (double)fsum[j] * nsum[j];
+    out->l1 = l1 / B;
+    out->loss = out->l2 + (double)lambda * out->l1;
+}
+
 int ct_cc_forward_backward(const ct_crosscoder *cc, const float *X, int B,
                            const ct_cc_lossopt *opt, ct_cc_workspace *w,
                            ct_cc_losses *out, float *grad)
@@ -474,37 +513,8 @@ int ct_cc_forward_backward(const ct_crosscoder *cc, const float *X, int B,
         for (int b = 0; b < B; b++)
             row_terms(w, X, b, g2);
     }
-    /* f ≥ 0, so a zero column sum means the latent was never active. */
-    if (fired_out)
-        for (int j = 0; j < H; j++)
-            fired_out[j] = w->fsum[j] > 0.0f;
-
+    ct_cc_losses_finish(w->rowacc, B, M, w->fsum, w->nsum, H, lambda, out);
     int RA = 2 * M + 1;
-    double l2 = 0.0;
-    for (int m = 0; m < M && ev_out; m++)
-        ev_out[m] = 0.0;
-    for (int b = 0; b < B; b++)
-        l2 += w->rowacc[(size_t)b * RA + 2 * M];
-    out->l2 = l2 / B;
-    if (ev_out) {
-        for (int m = 0; m < M; m++) {
-            double s = 0.0;
-            long cnt = 0;
-            for (int b = 0; b < B; b++) {
-                const double *ra = w->rowacc + (size_t)b * RA;
-                if (ra[2 * m + 1] > 0.0) {
-                    s += 1.0 - ra[2 * m] / ra[2 * m + 1];
-                    cnt++;
-                }
-            }
-            ev_out[m] = cnt ? s / cnt : 0.0;
-        }
-    }
-    double l1 = 0.0;
-    for (int j = 0; j < H; j++)
-        l1 += (double)w->fsum[j] * w->nsum[j];
-    out->l1 = l1 / B;
-    out->loss = out->l2 + (topk ? 0.0 : (double)lambda * out->l1);
 
     /* AuxK: dead latents, their selection from relu(pre), and the aux reconstruction. */
     float aux_scale = 0.0f;

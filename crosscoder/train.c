@@ -11,6 +11,7 @@
 #include "common/progress.h"
 #include "crosscoder/binio.h"
 #include "crosscoder/rng.h"
+#include "crosscoder/train_cuda.h"
 #include "kernels/crosscoder_kernels.h"
 
 #include <jansson.h>
@@ -33,7 +34,8 @@ struct ct_cc_trainer {
     ct_crosscoder *cc;
     ct_cc_source *train, *val;
     ct_cc_workspace *ws;
-    float *X;            /* [batch, M*d] */
+    float *X;            /* [batch, M*d]: X_cpu, or the device's page-locked buffer */
+    float *X_cpu;
     float *grad;         /* [n_params] */
     float *opt;          /* [2*n_params]: Adam first then second moments */
     uint64_t *since_fired; /* [H] tokens since the latent last fired (BatchTopK) */
@@ -47,6 +49,8 @@ struct ct_cc_trainer {
     double acc_loss, acc_l2, acc_l1, acc_aux, acc_l0, acc_sparse;
     double *acc_ev, *ev;  /* [M] each */
     uint8_t *acc_fired, *fired; /* [H] each */
+    ct_cc_cuda *dev;     /* NULL on the CPU; else the device holds the live parameters and
+                          * moments, and cc->mem / opt are copies refreshed by sync_host */
 };
 
 double ct_cc_lr_at(const ct_cc_config *c, long step)
@@ -82,9 +86,10 @@ void ct_cc_trainer_free(ct_cc_trainer *t)
 {
     if (!t)
         return;
+    ct_cc_cuda_close(t->dev);
     ct_cc_free(t->cc);
     ct_cc_workspace_free(t->ws);
-    free(t->X);
+    free(t->X_cpu);
     free(t->grad);
     free(t->opt);
     free(t->since_fired);
@@ -129,7 +134,7 @@ int ct_cc_trainer_create(const ct_cc_config *cfg_in, ct_cc_source *train, ct_cc_
         return rc;
     }
     size_t np = t->cc->n_params, D = (size_t)cfg.M * cfg.d;
-    t->X = malloc((size_t)cfg.batch * D * sizeof(float));
+    t->X = t->X_cpu = malloc((size_t)cfg.batch * D * sizeof(float));
     t->grad = malloc(np * sizeof(float));
     t->opt = calloc(2 * np, sizeof(float));
     t->since_fired = calloc((size_t)cfg.H, sizeof(uint64_t));
@@ -159,7 +164,47 @@ void ct_cc_trainer_set_callbacks(ct_cc_trainer *t, const ct_cc_callbacks *cb)
 
 void ct_cc_trainer_set_progress(ct_cc_trainer *t, int on) { t->progress = on; }
 long ct_cc_trainer_steps_done(const ct_cc_trainer *t) { return t->step; }
-ct_crosscoder *ct_cc_trainer_model(ct_cc_trainer *t) { return t->cc; }
+
+/* Brings the host copies of the parameters and moments up to date with the device. */
+static int sync_host(const ct_cc_trainer *t)
+{
+    return t->dev ? ct_cc_cuda_download(t->dev, t->cc->mem, t->opt) : 0;
+}
+
+int ct_cc_trainer_set_device(ct_cc_trainer *t, ct_device dev)
+{
+    if (dev == CT_DEVICE_CPU) {
+        int rc = sync_host(t);
+        if (rc)
+            return rc;
+        ct_cc_cuda_close(t->dev);
+        t->dev = NULL;
+        t->X = t->X_cpu;
+        return 0;
+    }
+    if (dev != CT_DEVICE_CUDA)
+        return ct_error_set(CT_EINVAL, "crosscoder trainer: unknown device %d", (int)dev);
+    if (t->dev)
+        return 0;
+    ct_cc_cuda *d;
+    int rc = ct_cc_cuda_open(&t->cfg, &d);
+    if (rc)
+        return rc;
+    if ((rc = ct_cc_cuda_upload(d, t->cc->mem, t->opt))) {
+        ct_cc_cuda_close(d);
+        return rc;
+    }
+    t->dev = d;
+    t->X = ct_cc_cuda_batch_buffer(d);
+    return 0;
+}
+
+ct_crosscoder *ct_cc_trainer_model(ct_cc_trainer *t)
+{
+    /* A failed copy leaves the error recorded; the next step, save or run reports it. */
+    sync_host(t);
+    return t->cc;
+}
 const ct_cc_config *ct_cc_trainer_config(const ct_cc_trainer *t) { return &t->cfg; }
 
 static void hist_json(json_t *o, const uint32_t *count, size_t rows, int H)
@@ -212,6 +257,8 @@ int ct_cc_trainer_evaluate(ct_cc_trainer *t, ct_cc_source *src, size_t rows, cha
     ct_cc_cursor zero = {0, 0};
     int rc = src->seek(src->ctx, &zero);
     if (rc)
+        return rc;
+    if ((rc = sync_host(t)))
         return rc;
     const ct_cc_config *c = &t->cfg;
     uint32_t *count = calloc((size_t)c->H, sizeof *count);
@@ -334,7 +381,10 @@ int ct_cc_trainer_step(ct_cc_trainer *t, ct_cc_losses *out)
     opt.since_fired = c->type == CT_CC_BATCHTOPK ? t->since_fired : NULL;
     ct_cc_losses l = {.ev = t->ev, .fired = t->fired};
     ct_cck_fpmode_enter();
-    rc = ct_cc_forward_backward(t->cc, t->X, B, &opt, t->ws, &l, t->grad);
+    if (t->dev)
+        rc = ct_cc_cuda_forward_backward(t->dev, t->X, B, &opt, &l);
+    else
+        rc = ct_cc_forward_backward(t->cc, t->X, B, &opt, t->ws, &l, t->grad);
     if (rc) {
         ct_cck_fpmode_restore();
         return rc;
@@ -361,13 +411,28 @@ int ct_cc_trainer_step(ct_cc_trainer *t, ct_cc_losses *out)
     size_t np = t->cc->n_params;
     float gscale = 1.0f;
     if (c->grad_clip > 0.0f) {
-        float total = (float)sqrt(ct_cck_sumsq(t->grad, np));
+        double ss = 0.0;
+        if (!t->dev)
+            ss = ct_cck_sumsq(t->grad, np);
+        else if ((rc = ct_cc_cuda_grad_sumsq(t->dev, &ss))) {
+            ct_cck_fpmode_restore();
+            return rc;
+        }
+        float total = (float)sqrt(ss);
         float coef = c->grad_clip / (total + 1e-6f);
         if (coef < 1.0f)
             gscale = coef;
     }
-    ct_cck_adam(t->cc->mem, t->grad, t->opt, t->opt + np, np, gscale, ct_cc_lr_at(c, t->step), c->beta1,
-                c->beta2, c->eps, t->step + 1);
+    if (t->dev) {
+        rc = ct_cc_cuda_adam(t->dev, gscale, ct_cc_lr_at(c, t->step), c->beta1, c->beta2, c->eps, t->step + 1);
+        if (rc) {
+            ct_cck_fpmode_restore();
+            return rc;
+        }
+    } else {
+        ct_cck_adam(t->cc->mem, t->grad, t->opt, t->opt + np, np, gscale, ct_cc_lr_at(c, t->step), c->beta1,
+                    c->beta2, c->eps, t->step + 1);
+    }
     ct_cck_fpmode_restore();
     t->step++;
 
@@ -421,6 +486,8 @@ int ct_cc_trainer_run(ct_cc_trainer *t)
         }
     }
     ct_progress_finish(p);
+    if (!rc)
+        rc = sync_host(t);
     return rc;
 }
 
@@ -429,7 +496,9 @@ int ct_cc_trainer_save(const ct_cc_trainer *t, void **buf, size_t *len)
     const ct_cc_config *c = &t->cfg;
     size_t np = t->cc->n_params;
     ct_cc_cursor cur;
-    int rc = t->train->tell(t->train->ctx, &cur);
+    int rc = sync_host(t);
+    if (!rc)
+        rc = t->train->tell(t->train->ctx, &cur);
     if (rc)
         return rc;
     ct_cc_wbuf w = {0};
@@ -527,7 +596,7 @@ int ct_cc_trainer_restore(ct_cc_trainer *t, const void *buf, size_t len, const c
     t->rng = rng;
     t->cc->threshold = threshold;
     t->cc->folded = 0;
-    return 0;
+    return t->dev ? ct_cc_cuda_upload(t->dev, t->cc->mem, t->opt) : 0;
 }
 
 int ct_cc_trainer_save_file(const ct_cc_trainer *t, const char *path)

@@ -11,6 +11,7 @@
 #include "crosscoder/crosscoder.h"
 #include "crosscoder/loss.h"
 #include "crosscoder/source.h"
+#include "kernels/kernels.h"
 
 #include <stddef.h>
 
@@ -34,6 +35,12 @@ int ct_cc_trainer_create(const ct_cc_config *cfg, ct_cc_source *train, ct_cc_sou
                          const float *scale, ct_cc_trainer **out);
 void ct_cc_trainer_free(ct_cc_trainer *t);
 void ct_cc_trainer_set_callbacks(ct_cc_trainer *t, const ct_cc_callbacks *cb);
+/* Where the steps run (default CPU). CUDA keeps the parameters, Adam moments and every
+ * per-step buffer on the GPU and runs the dense L1 kernels there (cuBLAS fp32, fixed-order
+ * reductions: bit-identical across runs on one GPU, within fp32 rounding of the CPU); the
+ * model, saves and evaluations see the device state. CT_EUNSUPPORTED without a CUDA build
+ * or device, and for BatchTopK ("BatchTopK on CUDA is not supported"). */
+int ct_cc_trainer_set_device(ct_cc_trainer *t, ct_device dev);
 /* Show a progress line (common/progress.h) during ct_cc_trainer_run; default off. */
 void ct_cc_trainer_set_progress(ct_cc_trainer *t, int on);
 

@@ -118,10 +118,29 @@ int ct_cck_cuda_device_count(void); /* 0 when no device or driver */
 int ct_cck_cuda_alloc(void **p, size_t bytes);
 void ct_cck_cuda_free(void *p);
 int ct_cck_cuda_copy(void *dst, const void *src, size_t bytes, int to_device);
+/* Page-locked host memory: copies from it to the device run at full bus speed. */
+int ct_cck_cuda_host_alloc(void **p, size_t bytes);
+void ct_cck_cuda_host_free(void *p);
 int ct_cck_cuda_adam(float *p, const float *g, float *m, float *v, size_t n, float gscale, double lr,
                      double b1, double b2, double eps, long t);
 int ct_cck_cuda_sumsq(const float *x, size_t n, double *out);
 int ct_cck_cuda_relu_count(float *F, int B, int H, size_t *row_ptr);
+
+/* Dense forward and backward of the L1 model's losses on the device
+ * (kernels/cuda/crosscoder_l1.cu), the same operations as the CPU's dense path with
+ * cuBLAS SGEMM in plain fp32 and fixed-order reductions: repeatable bit for bit on one
+ * GPU, within fp32 rounding of the CPU. The scratch for batches of up to max_batch rows
+ * is owned by the opaque handle. */
+typedef struct ct_cck_cuda_l1 ct_cck_cuda_l1;
+int ct_cck_cuda_l1_create(int M, int d, int H, int max_batch, ct_cck_cuda_l1 **out);
+void ct_cck_cuda_l1_free(ct_cck_cuda_l1 *w); /* NULL ok */
+/* params (device, [D*H + H + H*D + D] in the W_enc, b_enc, W_dec, b_dec order) and X
+ * (device, [B,D]); grad (device, same layout; NULL for a forward pass only) receives
+ * the gradient of L2 + lambda*L1. Host outputs: rowacc[B*(2M+1)] (per row and checkpoint
+ * the squared error and the variance around the batch mean, then the row's total
+ * error), fsum[H] (Σ_b f_bj), nsum[H] (Σ_m ‖W_dec[j,m]‖) and *nnz (active entries). */
+int ct_cck_cuda_l1_fwbw(ct_cck_cuda_l1 *w, const float *params, const float *X, int B, float lambda,
+                        float *grad, double *rowacc, float *fsum, float *nsum, size_t *nnz);
 #endif
 
 #endif

@@ -135,6 +135,8 @@ FORWARD_INT(ct_cck_cuda_alloc, (void **p, size_t bytes), (p, bytes), CT_EUNSUPPO
 FORWARD_VOID(ct_cck_cuda_free, (void *p), (p))
 FORWARD_INT(ct_cck_cuda_copy, (void *dst, const void *src, size_t bytes, int to_device),
             (dst, src, bytes, to_device), CT_EUNSUPPORTED)
+FORWARD_INT(ct_cck_cuda_host_alloc, (void **p, size_t bytes), (p, bytes), CT_EUNSUPPORTED)
+FORWARD_VOID(ct_cck_cuda_host_free, (void *p), (p))
 FORWARD_INT(ct_cck_cuda_adam,
             (float *p, const float *g, float *m, float *v, size_t n, float gscale, double lr, double b1,
              double b2, double eps, long t),
@@ -142,5 +144,12 @@ FORWARD_INT(ct_cck_cuda_adam,
 FORWARD_INT(ct_cck_cuda_sumsq, (const float *x, size_t n, double *out), (x, n, out), CT_EUNSUPPORTED)
 FORWARD_INT(ct_cck_cuda_relu_count, (float *F, int B, int H, size_t *row_ptr), (F, B, H, row_ptr),
             CT_EUNSUPPORTED)
+FORWARD_INT(ct_cck_cuda_l1_create, (int M, int d, int H, int max_batch, ct_cck_cuda_l1 **out),
+            (M, d, H, max_batch, out), CT_EUNSUPPORTED)
+FORWARD_VOID(ct_cck_cuda_l1_free, (ct_cck_cuda_l1 *w), (w))
+FORWARD_INT(ct_cck_cuda_l1_fwbw,
+            (ct_cck_cuda_l1 *w, const float *params, const float *X, int B, float lambda, float *grad,
+             double *rowacc, float *fsum, float *nsum, size_t *nnz),
+            (w, params, X, B, lambda, grad, rowacc, fsum, nsum, nnz), CT_EUNSUPPORTED)
 
 #endif /* CT_HAVE_CUDA */

@@ -33,6 +33,7 @@ struct ct_plan {
     size_t n_slots;
     char **notes;
     size_t n_notes;
+    size_t n_missing; /* notes of inputs that are not there (ct_plan_missing) */
     json_t *previous;  /* steps of the last run's manifest: label -> {key, material} */
     uint8_t (*memo_keys)[CT_KEY_LEN]; /* source-digest memos this plan used */
     size_t n_memo;
@@ -287,22 +288,40 @@ int ct_plan_source_file(ct_plan *p, const char *path, const char **label)
     return 0;
 }
 
-void ct_plan_note(ct_plan *p, const char *fmt, ...)
+/* Adds a note unless the same one is there; 1 when added. Notes carry download
+ * commands, hence the room. */
+static int add_note(ct_plan *p, const char *fmt, va_list ap)
 {
-    char buf[512];
-    va_list ap;
-    va_start(ap, fmt);
+    char buf[2048];
     vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
     for (size_t i = 0; i < p->n_notes; i++) /* several kinds may say the same thing */
         if (strcmp(p->notes[i], buf) == 0)
-            return;
+            return 0;
     char **notes = realloc(p->notes, (p->n_notes + 1) * sizeof *notes);
     if (!notes)
-        return;
+        return 0;
     p->notes = notes;
     p->notes[p->n_notes++] = strdup(buf);
+    return 1;
 }
+
+void ct_plan_note(ct_plan *p, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    add_note(p, fmt, ap);
+    va_end(ap);
+}
+
+void ct_plan_missing(ct_plan *p, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    p->n_missing += (size_t)add_note(p, fmt, ap);
+    va_end(ap);
+}
+
+size_t ct_plan_n_missing(const ct_plan *p) { return p->n_missing; }
 
 size_t ct_plan_notes(const ct_plan *p, const char *const **notes)
 {

@@ -72,6 +72,11 @@ int ct_plan_source_digest(ct_plan *plan, const char *label, const char *path,
 /* Records a recipe section the current build cannot plan yet (shown by `plan`). */
 void ct_plan_note(ct_plan *plan, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 size_t ct_plan_notes(const ct_plan *plan, const char *const **notes);
+/* A note about an input the recipe needs that is not there yet (a checkpoint, the
+ * corpus): `plan` lists it and plans the rest; `run` runs the rest and then fails.
+ * ct_plan_n_missing counts them. */
+void ct_plan_missing(ct_plan *plan, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+size_t ct_plan_n_missing(const ct_plan *plan);
 
 /* --- the manifest of a recipe's last run ------------------------------------------ */
 

@@ -12,6 +12,25 @@
  *    "cells": total, "missing": count}
  *
  * Known tables: "accuracy" (rows: tasks, columns: checkpoints, value: task accuracy).
+ *
+ * The other tables are flat (recipes/README.md documents every column):
+ *
+ *   {"table": NAME, "recipe": NAME, "kind": "flat", "columns": [names...],
+ *    "rows": [{column: value | null, ...}, ...], "missing": steps not cached}
+ *
+ *   "crosscoders": crosscoder, checkpoint, type, seed, dict_size, l2, l1, l0, dead,
+ *                  explained_variance, ce_clean, ce_spliced, delta_ce, key
+ *                  (one row per crosscoder and checkpoint of its tuple; evaluate steps)
+ *   "latents":     crosscoder, task, latent, checkpoint, ie, relie, reldec, class,
+ *                  selected, delta_lpd, delta_acc (one row per crosscoder, task, latent
+ *                  with a nonzero IE, and checkpoint; attribute artifacts and validate
+ *                  summaries)
+ *   "validation":  crosscoder, task, n_latents, rho_relie, rho_reldec, key (validate)
+ *   "overlap":     crosscoder, lang_a, lang_b, top_k, count, fraction (overlap)
+ *
+ * A crosscoder is named by its train label without "train/" ("a-b/seed1"). Rows of
+ * "crosscoders" and "validation" whose step is not cached are kept with null values;
+ * "latents" and "overlap" have no rows for them. Either way "missing" counts them.
  * A new table is one build function and one entry in pipeline/results.c. */
 #ifndef CT_RESULTS_H
 #define CT_RESULTS_H
@@ -32,9 +51,10 @@ int ct_results_check(const char *name);
  * with a message listing the known tables. *out is a new reference (caller decrefs). */
 int ct_results_build(const ct_plan *plan, ct_cache *cache, const char *name, json_t **out);
 
-/* Writes a built table as "csv" (header `<row_header>,<col1>,...`, missing cells
- * empty), "table" (aligned text, missing cells empty) or "json" (the object above).
- * An unknown format is CT_EINVAL. */
+/* Writes a built table as "csv" (accuracy: header `<row_header>,<col1>,...`; flat:
+ * header = columns, one line per row; null and missing values empty), "table"
+ * (aligned text, the same values) or "json" (the object above). An unknown format is
+ * CT_EINVAL. */
 int ct_results_write(const json_t *table, const char *format, FILE *f);
 
 #endif

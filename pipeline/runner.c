@@ -5,6 +5,7 @@
 #include "pipeline/key.h"
 #include "pipeline/plan_internal.h"
 #include "pipeline/provenance.h"
+#include "pipeline/results.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -142,6 +143,11 @@ int ct_step_output(ct_step_ctx *c, ct_blob_writer **out)
     }
     *out = c->writer;
     return 0;
+}
+
+int ct_step_results(ct_step_ctx *c, const char *table, json_t **out)
+{
+    return ct_results_build(c->plan, c->cache, table, out);
 }
 
 void ct_step_set_summary(ct_step_ctx *c, json_t *summary)

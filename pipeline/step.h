@@ -70,6 +70,9 @@ int ct_step_input_record(ct_step_ctx *ctx, const char *name, size_t index, json_
 const char *ct_step_input_path(ct_step_ctx *ctx, const char *name, size_t index);
 /* The writer of this step's single output artifact (opened on first call). */
 int ct_step_output(ct_step_ctx *ctx, ct_blob_writer **out);
+/* Result table `table` (pipeline/results.h) of the plan being run, from the cache as
+ * it is now: steps the planner made inputs of this one are complete. *out is new. */
+int ct_step_results(ct_step_ctx *ctx, const char *table, json_t **out);
 /* A small JSON summary stored in the record (metrics, counts); stolen. */
 void ct_step_set_summary(ct_step_ctx *ctx, json_t *summary);
 /* The step's log: kept in memory, printed when the step fails, and echoed to

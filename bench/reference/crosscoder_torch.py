@@ -9,7 +9,9 @@ OPENBLAS_L2_SIZE unset, e.g.:
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE \
         python3 bench/reference/crosscoder_torch.py --m 2 --d 512 --h 4096 \
         --batch 1024 --steps 10 --density 0.02 --threads 2
-Prints key=value lines; the last is rows_per_s=N.
+On a GPU add --device cuda (fp32 matmuls without TF32, as the C benchmark's cuBLAS
+path; timings bracketed by torch.cuda.synchronize). Prints key=value lines; the last is
+rows_per_s=N.
 """
 import argparse
 import time
@@ -61,12 +63,21 @@ def main():
     ap.add_argument("--density", type=float, default=0.5)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--seed", type=int, default=124)
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     a = ap.parse_args()
+    dev = torch.device(a.device)
+    if a.device == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False
+
+    def sync():
+        if a.device == "cuda":
+            torch.cuda.synchronize()
+
     if a.threads > 0:
         torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
-    cc = CrossCoder(a.m, a.d, a.h)
-    rows = torch.randn(2 * a.batch, a.m, a.d)
+    cc = CrossCoder(a.m, a.d, a.h).to(dev)
+    rows = torch.randn(2 * a.batch, a.m, a.d).to(dev)
     with torch.no_grad():
         pre = torch.einsum("bnd,ndh->bh", rows[: a.batch], cc.W_enc)
         q = min(int((1.0 - a.density) * a.batch), a.batch - 1)
@@ -94,17 +105,21 @@ def main():
         opt.zero_grad()
         return loss.item(), l0.item()
 
+    sync()
     t0 = time.perf_counter()
     first, _ = step(0)
+    sync()
     t1 = time.perf_counter()
     l0s = 0.0
     for i in range(1, total):
         last, l0 = step(i)
         l0s += l0
+    sync()
     t2 = time.perf_counter()
     per = (t2 - t1) / a.steps
     gemm = 2.0 * a.batch * a.m * a.d * a.h
     print(f"impl=torch-{torch.__version__}")
+    print(f"device={a.device}" + (f" ({torch.cuda.get_device_name()})" if a.device == "cuda" else ""))
     print(f"m={a.m}\nd={a.d}\nh={a.h}\nbatch={a.batch}\nsteps={a.steps}")
     print(f"threads={torch.get_num_threads()}")
     print(f"density_target={a.density:.4f}\ndensity_measured={l0s / a.steps / a.h:.4f}")

@@ -7,7 +7,9 @@ partial rotary, erf GELU), full forward to the logits and the next-token CE.
 Run with the same thread count as the C benchmark, and with OpenBLAS variables unset:
   env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python3 bench/reference/forward_torch.py \
       --threads 2 --hidden 512 --layers 6 --heads 8 --vocab 50304 --ctx 1024 --batch 4
-Prints key=value lines, the last one tokens_per_s=N.
+On a GPU add --device cuda (fp32 without TF32, like the C CUDA backend; each forward
+is bracketed by torch.cuda.synchronize). Prints key=value lines, the last one
+tokens_per_s=N.
 """
 import argparse
 import time
@@ -29,12 +31,22 @@ def main():
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--stop-at", type=int, default=-1)
     ap.add_argument("--iters", type=int, default=3)
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     a = ap.parse_args()
+    dev = torch.device(a.device)
+    if a.device == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+
+    def sync():
+        if a.device == "cuda":
+            torch.cuda.synchronize()
+
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     V, T, B = a.vocab, a.ctx, a.batch
-    model = NeoX(V, a.hidden, a.layers, a.heads, T)
-    ids = torch.randint(0, V, (B, T))
+    model = NeoX(V, a.hidden, a.layers, a.heads, T).to(dev)
+    ids = torch.randint(0, V, (B, T)).to(dev)
     nb = a.layers if a.stop_at < 0 else a.stop_at + 1
 
     def forward():
@@ -46,13 +58,16 @@ def main():
     times, cpu = [], []
     with torch.no_grad():
         for it in range(a.iters + 1):
+            sync()
             t0, c0 = time.perf_counter(), time.process_time()
             forward()
+            sync()
             if it > 0:
                 times.append(time.perf_counter() - t0)
                 cpu.append(time.process_time() - c0)
     best = min(times)
     print(f"impl=pytorch-{torch.__version__}")
+    print(f"device={a.device}" + (f" ({torch.cuda.get_device_name()})" if a.device == "cuda" else ""))
     print(f"threads={torch.get_num_threads()}")
     print(f"stop_at={a.stop_at}")
     print(f"forward_s_best={best:.4f}")

@@ -56,6 +56,8 @@ __global__ static void swiglu_bwd(float *dgu, const float *dout, const float *gu
 extern "C" int ct_kcuda_gelu_fwd(ct_kcuda *c, float *out, const float *inp, size_t n,
                                  ct_gelu_kind kind)
 {
+    if (n == 0)
+        return 0;
     gelu_fwd<<<ct_cuda_blocks(n, 256), 256, 0, c->stream>>>(out, inp, n, kind == CT_GELU_TANH);
     CT_CUDA_LAUNCHED();
     return 0;
@@ -64,6 +66,8 @@ extern "C" int ct_kcuda_gelu_fwd(ct_kcuda *c, float *out, const float *inp, size
 extern "C" int ct_kcuda_gelu_bwd(ct_kcuda *c, float *dinp, const float *inp, const float *dout,
                                  size_t n, ct_gelu_kind kind)
 {
+    if (n == 0)
+        return 0;
     gelu_bwd<<<ct_cuda_blocks(n, 256), 256, 0, c->stream>>>(dinp, inp, dout, n,
                                                             kind == CT_GELU_TANH);
     CT_CUDA_LAUNCHED();
@@ -72,6 +76,8 @@ extern "C" int ct_kcuda_gelu_bwd(ct_kcuda *c, float *dinp, const float *inp, con
 
 extern "C" int ct_kcuda_swiglu_fwd(ct_kcuda *c, float *out, const float *gu, int N, int I)
 {
+    if ((size_t)N * I == 0)
+        return 0;
     swiglu_fwd<<<ct_cuda_blocks((size_t)N * I, 256), 256, 0, c->stream>>>(out, gu, N, I);
     CT_CUDA_LAUNCHED();
     return 0;
@@ -80,6 +86,8 @@ extern "C" int ct_kcuda_swiglu_fwd(ct_kcuda *c, float *out, const float *gu, int
 extern "C" int ct_kcuda_swiglu_bwd(ct_kcuda *c, float *dgu, const float *dout, const float *gu,
                                    int N, int I)
 {
+    if ((size_t)N * I == 0)
+        return 0;
     swiglu_bwd<<<ct_cuda_blocks((size_t)N * I, 256), 256, 0, c->stream>>>(dgu, dout, gu, N, I);
     CT_CUDA_LAUNCHED();
     return 0;

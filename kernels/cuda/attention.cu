@@ -124,6 +124,8 @@ extern "C" int ct_kcuda_qkv_split_fwd(ct_kcuda *c, float *q, float *kk, float *v
                                       const float *qkv, int B, int T, int nh, int hd, float clip)
 {
     size_t n = (size_t)B * T * nh * hd;
+    if (n == 0)
+        return 0;
     qkv_split<<<ct_cuda_blocks(n, 256), 256, 0, c->stream>>>(q, kk, v, qkv, B, T, nh, hd, clip);
     CT_CUDA_LAUNCHED();
     return 0;
@@ -134,6 +136,8 @@ extern "C" int ct_kcuda_qkv_split_bwd(ct_kcuda *c, float *dqkv, const float *dq,
                                       int hd, float clip)
 {
     size_t n = (size_t)B * T * nh * hd;
+    if (n == 0)
+        return 0;
     qkv_split_bwd<<<ct_cuda_blocks(n, 256), 256, 0, c->stream>>>(dqkv, dq, dk, dv, qkv, B, T, nh,
                                                                  hd, clip);
     CT_CUDA_LAUNCHED();
@@ -144,6 +148,8 @@ extern "C" int ct_kcuda_rope_fwd(ct_kcuda *c, float *x, const float *cs, const f
                                  int nh, int T, int hd, int rot)
 {
     size_t n = (size_t)B * nh * T * (rot / 2);
+    if (n == 0) /* no rotary dims (rot < 2) or an empty batch */
+        return 0;
     rope<<<ct_cuda_blocks(n, 256), 256, 0, c->stream>>>(x, cs, sn, B * nh, T, hd, rot, 1.0f);
     CT_CUDA_LAUNCHED();
     return 0;
@@ -153,6 +159,8 @@ extern "C" int ct_kcuda_rope_bwd(ct_kcuda *c, float *dx, const float *cs, const 
                                  int nh, int T, int hd, int rot)
 {
     size_t n = (size_t)B * nh * T * (rot / 2);
+    if (n == 0)
+        return 0;
     rope<<<ct_cuda_blocks(n, 256), 256, 0, c->stream>>>(dx, cs, sn, B * nh, T, hd, rot, -1.0f);
     CT_CUDA_LAUNCHED();
     return 0;
@@ -164,6 +172,8 @@ extern "C" int ct_kcuda_attention_fwd(ct_kcuda *c, float *out, float *probs, con
 {
     int BH = B * nh;
     size_t tt = (size_t)T * T, th = (size_t)T * hd;
+    if ((size_t)BH * th == 0)
+        return 0;
     int rc;
     if (!probs && (rc = ct_kcuda_scratch(c, 0, (size_t)BH * tt * sizeof(float), (void **)&probs)))
         return rc;
@@ -191,6 +201,8 @@ extern "C" int ct_kcuda_attention_bwd(ct_kcuda *c, float *dq, float *dk, float *
 {
     int BH = B * nh;
     size_t tt = (size_t)T * T, th = (size_t)T * hd;
+    if ((size_t)BH * th == 0)
+        return 0;
     int rc;
     float *dp, *g;
     if ((rc = ct_kcuda_scratch(c, 0, (size_t)BH * tt * sizeof(float), (void **)&dp)) ||

@@ -6,6 +6,7 @@ extern "C" {
 #include "common/error.h"
 #include "kernels/crosscoder_kernels.h"
 }
+#include "kernels/cuda/crosscoder_cuda.cuh"
 
 #include <cuda_runtime.h>
 
@@ -49,12 +50,7 @@ __global__ void cck_sumsq_kernel(const float *x, size_t n, double *part)
     for (size_t i = base + threadIdx.x; i < end; i += CCK_SUMSQ_THREADS)
         a += (double)x[i] * (double)x[i];
     sh[threadIdx.x] = a;
-    __syncthreads();
-    for (int s = CCK_SUMSQ_THREADS / 2; s > 0; s >>= 1) {
-        if (threadIdx.x < s)
-            sh[threadIdx.x] += sh[threadIdx.x + s];
-        __syncthreads();
-    }
+    ct_cck_block_sum(sh, CCK_SUMSQ_THREADS);
     if (threadIdx.x == 0)
         part[blockIdx.x] = sh[0];
 }
@@ -71,14 +67,15 @@ __global__ void cck_relu_count_kernel(float *F, int H, unsigned long long *count
         c += v > 0.0f;
     }
     sh[threadIdx.x] = c;
-    __syncthreads();
-    for (int s = blockDim.x / 2; s > 0; s >>= 1) {
-        if (threadIdx.x < s)
-            sh[threadIdx.x] += sh[threadIdx.x + s];
-        __syncthreads();
-    }
+    ct_cck_block_sum(sh, (int)blockDim.x);
     if (threadIdx.x == 0)
         count[blockIdx.x] = sh[0];
+}
+
+cudaError_t ct_cck_cuda_launch_relu_count(float *F, int B, int H, unsigned long long *count)
+{
+    cck_relu_count_kernel<<<(unsigned)B, 256>>>(F, H, count);
+    return cudaGetLastError();
 }
 
 extern "C" int ct_cck_cuda_device_count(void)
@@ -101,6 +98,18 @@ extern "C" void ct_cck_cuda_free(void *p)
 {
     if (p)
         cudaFree(p);
+}
+
+extern "C" int ct_cck_cuda_host_alloc(void **p, size_t bytes)
+{
+    CCK_TRY(cudaMallocHost(p, bytes ? bytes : 1));
+    return 0;
+}
+
+extern "C" void ct_cck_cuda_host_free(void *p)
+{
+    if (p)
+        cudaFreeHost(p);
 }
 
 extern "C" int ct_cck_cuda_copy(void *dst, const void *src, size_t bytes, int to_device)
@@ -169,10 +178,8 @@ extern "C" int ct_cck_cuda_relu_count(float *F, int B, int H, size_t *row_ptr)
     if (!h_c)
         return ct_error_set(CT_ENOMEM, "cuda crosscoder: out of memory for %d row counts", B);
     cudaError_t e = cudaMalloc((void **)&d_c, (size_t)B * sizeof *d_c);
-    if (e == cudaSuccess) {
-        cck_relu_count_kernel<<<(unsigned)B, 256>>>(F, H, d_c);
-        e = cudaGetLastError();
-    }
+    if (e == cudaSuccess)
+        e = ct_cck_cuda_launch_relu_count(F, B, H, d_c);
     if (e == cudaSuccess)
         e = cudaMemcpy(h_c, d_c, (size_t)B * sizeof *d_c, cudaMemcpyDeviceToHost);
     cudaFree(d_c);

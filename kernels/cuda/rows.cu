@@ -80,6 +80,8 @@ __global__ static void cross_entropy(float *loss, const float *logits, const int
 extern "C" int ct_kcuda_embedding_fwd(ct_kcuda *c, float *out, const int32_t *ids,
                                       const float *wte, int N, int C)
 {
+    if ((size_t)N * C == 0)
+        return 0;
     embed<<<ct_cuda_blocks((size_t)N * C, 256), 256, 0, c->stream>>>(out, ids, wte, N, C);
     CT_CUDA_LAUNCHED();
     return 0;
@@ -88,6 +90,8 @@ extern "C" int ct_kcuda_embedding_fwd(ct_kcuda *c, float *out, const int32_t *id
 extern "C" int ct_kcuda_gather_rows(ct_kcuda *c, float *out, const float *inp, const int32_t *rows,
                                     int R, int C)
 {
+    if ((size_t)R * C == 0)
+        return 0;
     gather<<<ct_cuda_blocks((size_t)R * C, 256), 256, 0, c->stream>>>(out, inp, rows, R, C);
     CT_CUDA_LAUNCHED();
     return 0;
@@ -96,6 +100,8 @@ extern "C" int ct_kcuda_gather_rows(ct_kcuda *c, float *out, const float *inp, c
 extern "C" int ct_kcuda_scatter_add_rows(ct_kcuda *c, float *dst, const float *src,
                                          const int32_t *rows, int R, int C)
 {
+    if (R <= 0 || C <= 0)
+        return 0;
     scatter_add<<<ct_cuda_blocks((size_t)C, 256), 256, 0, c->stream>>>(dst, src, rows, R, C);
     CT_CUDA_LAUNCHED();
     return 0;

@@ -600,15 +600,16 @@ static void get_f32s(float *x, const unsigned char *p, size_t n)
     }
 }
 
-int ct_pretrain_save_state(const ct_pretrain *t, const char *path)
+int ct_pretrain_state_image(const ct_pretrain *t, unsigned char **out, size_t *out_len)
 {
     size_t np = t->n_params, body = HEADER_BYTES + 3 * 4 * np, total = body + 32;
     unsigned char *buf = malloc(total);
     float *p = malloc(np * sizeof(float));
     int rc = 0;
+    *out = NULL;
+    *out_len = 0;
     if (!buf || !p) {
-        rc = ct_error_set(CT_ENOMEM, "%s: cannot allocate %zu bytes of training state", path,
-                          total);
+        rc = ct_error_set(CT_ENOMEM, "cannot allocate %zu bytes of training state", total);
         goto done;
     }
     if ((rc = ct_pretrain_get_params(t, p)))
@@ -623,11 +624,25 @@ int ct_pretrain_save_state(const ct_pretrain *t, const char *path)
     put_f32s(buf + HEADER_BYTES + 4 * np, t->mom, np);
     put_f32s(buf + HEADER_BYTES + 8 * np, t->vel, np);
     ct_sha256_buf(buf, body, buf + body);
-    if ((rc = ct_write_file_atomic(path, buf, total)))
-        rc = ct_error_wrap(rc, "%s: writing the training state", path);
+    *out = buf;
+    *out_len = total;
+    buf = NULL;
 done:
     free(buf);
     free(p);
+    return rc;
+}
+
+int ct_pretrain_save_state(const ct_pretrain *t, const char *path)
+{
+    unsigned char *buf;
+    size_t total;
+    int rc = ct_pretrain_state_image(t, &buf, &total);
+    if (rc)
+        return ct_error_wrap(rc, "%s", path);
+    if ((rc = ct_write_file_atomic(path, buf, total)))
+        rc = ct_error_wrap(rc, "%s: writing the training state", path);
+    free(buf);
     return rc;
 }
 
@@ -638,6 +653,14 @@ int ct_pretrain_restore_state(ct_pretrain *t, const char *path)
     int rc = ct_read_file(path, &data, &len);
     if (rc)
         return ct_error_wrap(rc, "%s: reading the training state", path);
+    rc = ct_pretrain_state_load(t, data, len, path);
+    free(data);
+    return rc;
+}
+
+int ct_pretrain_state_load(ct_pretrain *t, const void *data, size_t len, const char *path)
+{
+    int rc = 0;
     const unsigned char *buf = (const unsigned char *)data;
     size_t np = t->n_params, body = HEADER_BYTES + 3 * 4 * np;
     float *p = NULL;
@@ -688,6 +711,5 @@ int ct_pretrain_restore_state(ct_pretrain *t, const char *path)
         t->data.s[i] = get_u64(buf + 16 + 8 * (F_RNG0 + i));
 done:
     free(p);
-    free(data);
     return rc;
 }

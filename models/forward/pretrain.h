@@ -106,6 +106,10 @@ ct_model *ct_pretrain_model(ct_pretrain *t);
  * (steps, lr, ...) may differ, the shapes and seed may not. */
 int ct_pretrain_save_state(const ct_pretrain *t, const char *path);
 int ct_pretrain_restore_state(ct_pretrain *t, const char *path);
+/* The same state as an in-memory image (*out malloc'd, caller frees), and restoring
+ * from one (`name` labels errors). */
+int ct_pretrain_state_image(const ct_pretrain *t, unsigned char **out, size_t *len);
+int ct_pretrain_state_load(ct_pretrain *t, const void *data, size_t len, const char *name);
 
 /* A Hugging Face GPTNeoXForCausalLM checkpoint in `dir` (created when missing):
  * config.json as transformers writes it, model.safetensors (fp32, HF names, fused

@@ -138,6 +138,10 @@ static const ct_sfield corpus_fields[] = {
     {.name = "languages", .type = CT_SF_DICT, .def = "{}", .elem = &e_weight,
      .doc = "Multilingual sampling weights, language code -> weight (e.g. `en: 0.35`); empty: no "
             "weighting."},
+    {.name = "download", .type = CT_SF_STRING, .def = "''",
+     .doc = "Where to get the corpus files (a URL and a command); `plan` shows it when `files` "
+            "match nothing, with `{dir}` replaced by the directory they are expected in. Not part "
+            "of any key."},
     END,
 };
 
@@ -221,9 +225,10 @@ static const ct_sfield relie_fields[] = {
     {.name = "batch_size", .type = CT_SF_INT, .flags = CT_SF_MIN, .def = "4", .min = 1,
      .doc = "Prefixes per forward batch."},
     {.name = "top_k", .type = CT_SF_INT, .flags = CT_SF_MIN, .def = "10", .min = 1,
-     .doc = "Latents selected per checkpoint by absolute IE."},
+     .doc = "Latents selected per checkpoint by absolute IE; their union is ablated by "
+            "`validate`."},
     {.name = "top_k_overlap", .type = CT_SF_INT, .flags = CT_SF_MIN, .def = "100", .min = 1,
-     .doc = "Latents per checkpoint for ablation and language overlap."},
+     .doc = "Latents per language compared by `overlap` (top by summed absolute IE)."},
     {.name = "low", .type = CT_SF_NUMBER, .flags = CT_SF_MIN | CT_SF_MAX, .def = "0.3", .max = 1,
      .doc = "RelIE below this: specific to the earlier checkpoint."},
     {.name = "high", .type = CT_SF_NUMBER, .flags = CT_SF_MIN | CT_SF_MAX, .def = "0.7", .max = 1,
@@ -299,6 +304,8 @@ static const ct_sfield pretrain_fields[] = {
      .doc = "Seed of initialisation and data order."},
     {.name = "save_steps", .type = CT_SF_LIST, .flags = CT_SF_REQUIRED | CT_SF_NONEMPTY,
      .elem = &e_step, .doc = "Steps at which checkpoints are written (`pretrain:<step>` sources)."},
+    {.name = "resume_every", .type = CT_SF_INT, .flags = CT_SF_MIN, .def = "100", .min = 1,
+     .doc = "Steps between saves of the resume state (not part of the key)."},
     END,
 };
 

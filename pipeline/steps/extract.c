@@ -27,10 +27,8 @@ static int plan_extract(ct_plan *plan, const ct_recipe *recipe)
     size_t idx;
     if (ct_plan_find(plan, "tokenize/index", &idx) != 0)
         return 0;
-    if (!ct_steps_checkpoints_plannable(recipe)) {
-        ct_plan_note(plan, "extract: checkpoints from a pretrain section cannot be planned yet");
-        return 0;
-    }
+    if (!ct_steps_checkpoints_plannable(recipe))
+        return 0; /* pretrain: sources without a pretrain section: the recipe check reports it */
     if (!ct_steps_checkpoints_available(plan, recipe))
         return 0; /* each missing checkpoint is in the notes, with its download command */
     ct_steps_budget b;
@@ -122,11 +120,12 @@ static int run_extract(ct_step_ctx *ctx)
     int dtype = ct_act_dtype_parse(json_string_value(json_object_get(p, "dtype")));
     if (!dtype)
         return ct_error_set(CT_EINVAL, "%s: activations.dtype must be bf16 or fp16", ct_step_label(ctx));
-    const char *ckpt = ct_step_input_path(ctx, "checkpoint", 0);
-    if (!ckpt)
-        return ct_error_set(CT_EINVAL, "%s: no checkpoint input", ct_step_label(ctx));
+    char *ckpt = NULL;
+    int rc = ct_steps_checkpoint_dir(ctx, "checkpoint", 0, &ckpt);
+    if (rc)
+        return rc;
     ct_model_options mo = CT_MODEL_OPTIONS_INIT;
-    int rc = ct_device_parse(ct_step_device(ctx), &mo.device);
+    rc = ct_device_parse(ct_step_device(ctx), &mo.device);
     ct_actshard_info h = {0};
     ct_tokshard toks = {0};
     ct_model *model = NULL;
@@ -138,6 +137,7 @@ static int run_extract(ct_step_ctx *ctx)
         rc = model_acquire(ckpt, &mo, &model);
     if (rc) {
         ct_tokshard_free(&toks);
+        free(ckpt);
         return rc;
     }
     const ct_model_config *cfg = ct_model_get_config(model);
@@ -217,6 +217,7 @@ static int run_extract(ct_step_ctx *ctx)
     free(half);
     model_release(ckpt, &mo, model);
     ct_tokshard_free(&toks);
+    free(ckpt);
     return rc;
 }
 

@@ -6,8 +6,10 @@
 #include "pipeline/key.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static void put_u32(uint8_t *p, uint32_t v)
 {
@@ -366,6 +368,69 @@ int ct_steps_corpus_sources(ct_plan *plan, const ct_recipe *r, json_t **labels)
     return rc;
 }
 
+/* corpus.download with every "{dir}" replaced by `dir` (malloc'd). */
+static char *download_hint(const char *text, const char *dir)
+{
+    size_t n = strlen(text) + 1, dl = strlen(dir);
+    for (const char *p = text; (p = strstr(p, "{dir}")); p += 5)
+        n += dl;
+    char *out = malloc(n), *o = out;
+    if (!out)
+        return NULL;
+    for (const char *p = text; *p;) {
+        if (strncmp(p, "{dir}", 5) == 0) {
+            memcpy(o, dir, dl);
+            o += dl;
+            p += 5;
+        } else
+            *o++ = *p++;
+    }
+    *o = '\0';
+    return out;
+}
+
+int ct_steps_corpus_available(ct_plan *plan, const ct_recipe *r)
+{
+    int all = 1;
+    const char *download = json_string_value(ct_recipe_get(r, "corpus.download"));
+    for (size_t i = 0; i < json_array_size(ct_recipe_get(r, "corpus.files")); i++) {
+        char dotted[64], *pattern = NULL, **paths = NULL;
+        size_t np = 0;
+        snprintf(dotted, sizeof dotted, "corpus.files.%zu", i);
+        if (ct_recipe_resolve_path(r, dotted, &pattern)) {
+            ct_error_clear();
+            return 1; /* ct_steps_corpus_sources reports it */
+        }
+        const char *pp = pattern;
+        int found = ct_corpus_expand(&pp, 1, &paths, &np) == 0 && np > 0;
+        if (found) { /* a plain name is kept by the expansion even when it does not exist */
+            struct stat st;
+            for (size_t k = 0; k < np && found; k++)
+                found = stat(paths[k], &st) == 0;
+        }
+        ct_corpus_paths_free(paths, np);
+        ct_error_clear();
+        if (!found) {
+            /* The directory the files are expected in: the pattern up to the last '/'
+             * before its first glob character. */
+            size_t glob = strcspn(pattern, "*?["), cut = 0;
+            for (size_t k = 0; k < glob; k++)
+                if (pattern[k] == '/')
+                    cut = k;
+            char *dir = cut ? strndup(pattern, cut) : strdup(pattern[0] == '/' ? "/" : ".");
+            char *hint = download && *download && dir ? download_hint(download, dir) : NULL;
+            ct_plan_missing(plan, "corpus: no file matches %s (%s); %s%s", pattern, dotted,
+                         hint ? "get the corpus from " : "put the corpus files there",
+                         hint ? hint : "");
+            free(hint);
+            free(dir);
+            all = 0;
+        }
+        free(pattern);
+    }
+    return all;
+}
+
 json_t *ct_steps_corpus_params(const ct_recipe *r)
 {
     return json_pack("{s:O, s:O}", "format", ct_recipe_get(r, "corpus.format"), "text_field",
@@ -379,7 +444,7 @@ int ct_steps_checkpoints_plannable(const ct_recipe *r)
     json_t *c;
     json_array_foreach(ck, i, c) {
         const char *src = json_string_value(json_object_get(c, "source"));
-        if (!src || strncmp(src, "pretrain:", 9) == 0)
+        if (!src || (strncmp(src, "pretrain:", 9) == 0 && !ct_recipe_get(r, "pretrain")))
             return 0;
     }
     return json_array_size(ck) > 0;
@@ -390,10 +455,21 @@ int ct_steps_checkpoint_available(ct_plan *plan, const ct_recipe *r, size_t m)
     char dotted[64], *src = NULL, *dir = NULL;
     snprintf(dotted, sizeof dotted, "model.checkpoints.%zu.source", m);
     json_t *ck = json_array_get(ct_recipe_get(r, "model.checkpoints"), m);
+    const char *source = json_string_value(json_object_get(ck, "source"));
+    if (source && strncmp(source, "pretrain:", 9) == 0) { /* trained by the plan itself */
+        char label[64];
+        size_t idx;
+        snprintf(label, sizeof label, "pretrain/%s", source + 9);
+        if (ct_plan_find(plan, label, &idx) == 0)
+            return 1;
+        ct_plan_note(plan, "checkpoint %s is not available: step %s is not planned (no corpus to pretrain on)",
+                     json_string_value(json_object_get(ck, "name")), label);
+        return 0;
+    }
     int ok = ct_recipe_resolve_path(r, dotted, &src) == 0 && ct_ckpt_resolve(src, &dir) == 0;
     if (!ok)
-        ct_plan_note(plan, "checkpoint %s is not available: %s",
-                     json_string_value(json_object_get(ck, "name")), ct_error_message());
+        ct_plan_missing(plan, "checkpoint %s is not available: %s",
+                        json_string_value(json_object_get(ck, "name")), ct_error_message());
     ct_error_clear();
     free(src);
     free(dir);

@@ -97,13 +97,18 @@ size_t ct_steps_n_shards(long long n, long long per_shard);
  * the recipe) as sources; *labels is a new array of their labels. A glob matching
  * nothing is an error naming the pattern. */
 int ct_steps_corpus_sources(ct_plan *plan, const ct_recipe *r, json_t **labels);
+/* 1 when every corpus.files entry names at least one file; otherwise 0, with a plan
+ * note per missing pattern saying where the files are expected and how to get them
+ * (corpus.download), so `plan` works before the corpus is downloaded. */
+int ct_steps_corpus_available(ct_plan *plan, const ct_recipe *r);
 /* The corpus parameters every corpus-reading step carries (format, text_field). */
 json_t *ct_steps_corpus_params(const ct_recipe *r);
 
-/* 1 when every checkpoint of the recipe can be planned (no pretrain: sources). */
+/* 1 when every checkpoint of the recipe can be planned (pretrain: sources need a
+ * pretrain section). */
 int ct_steps_checkpoints_plannable(const ct_recipe *r);
-/* 1 when every (non-pretrain) checkpoint of the recipe can be found on disk or in the
- * hub cache; otherwise 0, with a plan note per missing checkpoint giving the command
+/* 1 when every checkpoint of the recipe can be found on disk or in the hub cache, or
+ * is a save point of the recipe's own pretrain section; otherwise 0, with a plan note per missing checkpoint giving the command
  * that downloads it, so `plan` lists them all instead of stopping at the first. */
 int ct_steps_checkpoint_available(ct_plan *plan, const ct_recipe *r, size_t m);
 int ct_steps_checkpoints_available(ct_plan *plan, const ct_recipe *r);

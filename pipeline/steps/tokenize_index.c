@@ -75,6 +75,15 @@ static int plan_index(ct_plan *plan, const ct_recipe *recipe)
 {
     if (!ct_recipe_get(recipe, "corpus"))
         return 0;
+    /* Without the corpus, or without the checkpoint whose tokenizer.json is used, the
+     * notes say what to download and everything downstream stays unplanned. */
+    if (!ct_steps_corpus_available(plan, recipe))
+        return 0;
+    const char *tok_src = json_string_value(ct_recipe_get(recipe, "model.tokenizer"));
+    const char *first = json_string_value(ct_recipe_get(recipe, "model.checkpoints.0.source"));
+    if ((!tok_src || !*tok_src) && first && strncmp(first, "pretrain:", 9) != 0 &&
+        !ct_steps_checkpoint_available(plan, recipe, 0))
+        return 0;
     ct_steps_budget b;
     int rc = ct_steps_budget_of(recipe, &b);
     json_t *corpus = NULL;

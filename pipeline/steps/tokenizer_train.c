@@ -15,6 +15,8 @@ static int plan_tokenizer(ct_plan *plan, const ct_recipe *recipe)
 {
     if (!ct_recipe_get(recipe, "pretrain") || !ct_recipe_get(recipe, "corpus"))
         return 0;
+    if (!ct_steps_corpus_available(plan, recipe))
+        return 0; /* the notes say where the corpus goes */
     json_t *corpus;
     int rc = ct_steps_corpus_sources(plan, recipe, &corpus);
     if (rc)

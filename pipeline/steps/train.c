@@ -294,6 +294,11 @@ static int run_train(ct_step_ctx *ctx)
         cfg.val_rows = (int)ct_steps_actsource_rows(&vsrc);
     if (!rc)
         rc = ct_cc_trainer_create(&cfg, &tsrc, have_val ? &vsrc : NULL, scale, &t);
+    /* The device is not part of the key (provenance records it): CPU and CUDA agree
+     * to fp32 rounding, and each is bit-reproducible on its own. */
+    ct_device dev = CT_DEVICE_CPU;
+    if (!rc && !(rc = ct_device_parse(ct_step_device(ctx), &dev)) && dev == CT_DEVICE_CUDA)
+        rc = ct_cc_trainer_set_device(t, dev);
     if (!rc) {
         ct_cc_callbacks cb = {.ctx = &tr, .on_metrics = on_metrics};
         ct_cc_trainer_set_callbacks(t, &cb);

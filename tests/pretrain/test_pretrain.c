@@ -499,6 +499,15 @@ START_TEST(test_determinism_and_resume)
     ct_test_tmpdir(dir, sizeof dir, "pretrain-state");
     snprintf(path, sizeof path, "%s/state.bin", dir);
     OK(ct_pretrain_save_state(b, path));
+    /* the in-memory image holds the file's bytes */
+    unsigned char *img = NULL;
+    char *file = NULL;
+    size_t img_len = 0, file_len = 0;
+    OK(ct_pretrain_state_image(b, &img, &img_len));
+    OK(ct_read_file(path, &file, &file_len));
+    ck_assert_uint_eq(img_len, file_len);
+    ck_assert(memcmp(img, file, img_len) == 0);
+    free(file);
     run_steps(b, stream, 500, 3);
     float *pa = params_of(a), *pb = params_of(b);
     ck_assert_msg(memcmp(pa, pb, bytes) == 0, "two identical runs differ");
@@ -525,6 +534,20 @@ START_TEST(test_determinism_and_resume)
     run_steps(c, stream, 500, 3);
     float *pc = params_of(c);
     ck_assert_msg(memcmp(pa, pc, bytes) == 0, "resumed run differs from the uninterrupted one");
+    /* restoring from the image instead of the file: the same continuation; a cut
+     * image is refused */
+    ct_pretrain *ci = NULL;
+    OK(ct_pretrain_create(&cfg, &mc, &ci));
+    ck_assert_int_ne(ct_pretrain_state_load(ci, img, img_len - 1, "cut image"), 0);
+    ck_assert_int_ne(ct_pretrain_state_load(ci, img, 10, "cut image"), 0);
+    OK(ct_pretrain_state_load(ci, img, img_len, "image"));
+    ck_assert_int_eq(ct_pretrain_steps_done(ci), 3);
+    run_steps(ci, stream, 500, 3);
+    float *pi = params_of(ci);
+    ck_assert_msg(memcmp(pa, pi, bytes) == 0, "run resumed from the image differs");
+    free(pi);
+    free(img);
+    ct_pretrain_free(ci);
     size_t diff = 0;
     float *p0 = params_of(c);
     ct_pretrain *d = tiny(1, 0.25f, 3, 8, NULL);

@@ -1,0 +1,34 @@
+/* Internal to crosscoder/: the trainer's device side. On CUDA the parameters, Adam
+ * moments, batch, activations and gradients live on the GPU; the host keeps copies of
+ * the parameters and moments that are refreshed on demand (saving, evaluating, reading
+ * the model), and the per-step figures come back as small per-row and per-latent sums.
+ * Only the L1 model runs on CUDA (dense kernels); BatchTopK is refused at open. */
+#ifndef CT_CROSSCODER_TRAIN_CUDA_H
+#define CT_CROSSCODER_TRAIN_CUDA_H
+
+#include "crosscoder/crosscoder.h"
+#include "crosscoder/loss.h"
+
+#include <stddef.h>
+
+typedef struct ct_cc_cuda ct_cc_cuda;
+
+/* CT_EUNSUPPORTED for a build or machine without CUDA, or for BatchTopK. */
+int ct_cc_cuda_open(const ct_cc_config *cfg, ct_cc_cuda **out);
+void ct_cc_cuda_close(ct_cc_cuda *d); /* NULL ok */
+/* A page-locked host buffer for batch_rows rows (owned by d): the trainer reads its
+ * batches into it so that uploading them runs at full bus speed. */
+float *ct_cc_cuda_batch_buffer(ct_cc_cuda *d);
+/* Copies params[np] and Adam moments[2*np] (first then second) to the device. */
+int ct_cc_cuda_upload(ct_cc_cuda *d, const float *params, const float *moments);
+/* Copies them back when the device has changed them since the last copy. */
+int ct_cc_cuda_download(ct_cc_cuda *d, float *params, float *moments);
+/* Loss and gradient of the device parameters on host rows X[B,M,d]. */
+int ct_cc_cuda_forward_backward(ct_cc_cuda *d, const float *X, int B, const ct_cc_lossopt *opt,
+                                ct_cc_losses *out);
+/* Σ g² over the gradient of the last forward_backward, in the CPU's block order. */
+int ct_cc_cuda_grad_sumsq(ct_cc_cuda *d, double *out);
+/* ct_cck_adam on the device parameters with the last gradient. */
+int ct_cc_cuda_adam(ct_cc_cuda *d, float gscale, double lr, double b1, double b2, double eps, long t);
+
+#endif
