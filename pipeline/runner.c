@@ -81,6 +81,7 @@ json_t *ct_step_params(ct_step_ctx *c) { return json_object_get(c->step->materia
 json_t *ct_step_options(ct_step_ctx *c) { return ct_plan_step_options(c->plan, c->step->index); }
 const char *ct_step_label(ct_step_ctx *c) { return c->step->label; }
 const char *ct_step_device(ct_step_ctx *c) { return c->opts->device ? c->opts->device : "cpu"; }
+const char *ct_step_cache_dir(ct_step_ctx *c) { return ct_cache_dir(c->cache); }
 int ct_step_interrupted(ct_step_ctx *c) { return g_stop != 0; }
 
 size_t ct_step_input_count(ct_step_ctx *c, const char *name)

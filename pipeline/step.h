@@ -60,6 +60,7 @@ json_t *ct_step_params(ct_step_ctx *ctx);           /* borrowed */
 json_t *ct_step_options(ct_step_ctx *ctx);          /* borrowed */
 const char *ct_step_label(ct_step_ctx *ctx);         /* "toy/item/0" */
 const char *ct_step_device(ct_step_ctx *ctx);        /* "cpu" or "cuda" */
+const char *ct_step_cache_dir(ct_step_ctx *ctx);     /* the cache's directory */
 /* Number of inputs under `name` (1 for a single input, n for a list, 0 if absent). */
 size_t ct_step_input_count(ct_step_ctx *ctx, const char *name);
 /* Opens input `name`[index] (a cached artifact) for zero-copy reading. */

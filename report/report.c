@@ -930,7 +930,9 @@ static void latent_section(report *r, const json_t *cc, const char *name, long l
                 fputs("<p>Does not fire on the annotated sequences.</p>\n", f);
         }
         if (r->multilingual) {
-            json_t *langs = json_object_get(ann, "languages");
+            /* annotate (pipeline/steps/annotate.c): the languages of the top contexts, most
+             * first, and the firing rate per language and checkpoint */
+            json_t *langs = json_object_get(ann, "languages"), *rates = json_object_get(ann, "fire_rate");
             fputs("<p>Languages it fires on: ", f);
             if (json_array_size(langs)) {
                 size_t k;
@@ -939,10 +941,38 @@ static void latent_section(report *r, const json_t *cc, const char *name, long l
                     fputs(k ? ", " : "", f);
                     put_text(f, json_string_value(l));
                 }
+                fputs(" (those of its top contexts, most first)", f);
+            } else if (json_object_size(rates)) {
+                fputs("none", f);
             } else {
-                fputs("not recorded (token shards do not carry a sequence's language)", f);
+                fputs("not recorded (the corpus is not a corpus.mix of 2 or more languages)", f);
             }
             fputs(".</p>\n", f);
+            if (json_object_size(rates)) {
+                size_t M = json_array_size(cks), m;
+                const char **heads = calloc(M + 1, sizeof *heads);
+                if (heads) {
+                    heads[0] = "language";
+                    for (m = 0; m < M; m++)
+                        heads[m + 1] = json_string_value(json_array_get(cks, m));
+                    fputs("<p>Share of each language's annotated tokens on which it fires, from each "
+                          "checkpoint's residual:</p>\n", f);
+                    open_table(f, heads, M + 1);
+                    const char *code;
+                    json_t *row;
+                    json_object_foreach(rates, code, row) {
+                        json_t *name = json_string(code);
+                        fputs("<tr>", f);
+                        td(f, name, NULL, 1);
+                        for (m = 0; m < M; m++)
+                            td(f, json_array_get(row, m), "%.3g", 0);
+                        fputs("</tr>\n", f);
+                        json_decref(name);
+                    }
+                    fputs("</table>\n", f);
+                    free(heads);
+                }
+            }
         }
     }
     fputs("</div>\n", f);
@@ -1107,7 +1137,8 @@ int ct_report_write(const ct_report_source *src, FILE *out)
         return ct_error_set(CT_ENOMEM, "out of memory");
     }
     r.multilingual = json_array_size(json_object_get(src->recipe, "languages")) > 0 ||
-                     json_object_size(json_object_get(json_object_get(src->recipe, "corpus"), "languages")) > 0;
+                     json_object_size(json_object_get(json_object_get(src->recipe, "corpus"), "languages")) > 0 ||
+                     json_object_size(json_object_get(json_object_get(src->recipe, "corpus"), "mix")) > 1;
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
         json_t *t = src->table ? src->table(src->user, names[i]) : NULL;
         if (t)

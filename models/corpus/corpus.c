@@ -8,18 +8,8 @@
 
 #include "common/error.h"
 #include "common/io.h"
+#include "models/corpus/corpus_internal.h"
 
-struct ct_corpus {
-    char **files;
-    size_t nfiles, cur; /* cur: index of the open (or next) file */
-    ct_corpus_format fmt;
-    char *field;
-    ct_reader *r;
-    size_t line;       /* 1-based line of the last line read in files[cur] */
-    size_t doc_line;   /* line of the last document returned */
-    int have_doc, done;
-    json_t *doc;       /* jsonl: the object holding the returned string */
-};
 
 int ct_corpus_format_parse(const char *name, ct_corpus_format *out)
 {
@@ -146,6 +136,8 @@ static int parse_jsonl(ct_corpus *c, const char *s, size_t n, const char **text,
 
 int ct_corpus_next(ct_corpus *c, const char **text, size_t *len)
 {
+    if (c->langs)
+        return ct_corpus_mix_next(c, text, len);
     json_decref(c->doc);
     c->doc = NULL;
     while (!c->done) {
@@ -200,6 +192,10 @@ int ct_corpus_next(ct_corpus *c, const char **text, size_t *len)
 
 void ct_corpus_where(const ct_corpus *c, const char **file, size_t *line)
 {
+    if (c && c->langs) {
+        ct_corpus_where(c->cur_lang >= 0 ? c->langs[c->cur_lang].c : NULL, file, line);
+        return;
+    }
     int ok = c && c->have_doc && c->cur < c->nfiles;
     if (file)
         *file = ok ? c->files[c->cur] : NULL;
@@ -207,19 +203,46 @@ void ct_corpus_where(const ct_corpus *c, const char **file, size_t *line)
         *line = ok ? c->doc_line : 0;
 }
 
-size_t ct_corpus_n_files(const ct_corpus *c) { return c ? c->nfiles : 0; }
+size_t ct_corpus_n_files(const ct_corpus *c)
+{
+    if (c && c->langs) {
+        size_t n = 0;
+        for (size_t l = 0; l < c->nlang; l++)
+            n += c->langs[l].c->nfiles;
+        return n;
+    }
+    return c ? c->nfiles : 0;
+}
 
 const char *ct_corpus_file(const ct_corpus *c, size_t i)
 {
+    if (c && c->langs) {
+        for (size_t l = 0; l < c->nlang; l++) {
+            if (i < c->langs[l].c->nfiles)
+                return c->langs[l].c->files[i];
+            i -= c->langs[l].c->nfiles;
+        }
+        return NULL;
+    }
     return c && i < c->nfiles ? c->files[i] : NULL;
 }
 
-size_t ct_corpus_file_index(const ct_corpus *c) { return c ? c->cur : 0; }
+size_t ct_corpus_file_index(const ct_corpus *c)
+{
+    if (c && c->langs) { /* files finished or open, over all languages: a progress count */
+        size_t n = 0;
+        for (size_t l = 0; l < c->nlang; l++)
+            n += c->langs[l].c->cur;
+        return n;
+    }
+    return c ? c->cur : 0;
+}
 
 void ct_corpus_close(ct_corpus *c)
 {
     if (!c)
         return;
+    ct_corpus_mix_free(c);
     json_decref(c->doc);
     ct_reader_close(c->r);
     ct_corpus_paths_free(c->files, c->nfiles);

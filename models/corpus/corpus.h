@@ -49,4 +49,39 @@ size_t ct_corpus_file_index(const ct_corpus *c);
 
 void ct_corpus_close(ct_corpus *c); /* NULL ok */
 
+/* --- language mixtures ------------------------------------------------------------ */
+
+#define CT_CORPUS_MAX_LANGS 255 /* a language id fits a byte */
+
+/* One language of a mixture: its files (patterns as for ct_corpus_open, read in order)
+ * and its weight, its share of the documents relative to the others (finite, > 0). */
+typedef struct {
+    const char *name; /* language code, e.g. "en"; non-empty, unique in the mixture */
+    const char *const *files;
+    size_t n_files;
+    double weight;
+} ct_corpus_lang_spec;
+
+/* Opens a mixture of langs[0..n) (1 <= n <= CT_CORPUS_MAX_LANGS; everything is
+ * copied). Each language is its own stream with one file open at a time. Documents are
+ * drawn from the languages in proportion to their weights by smooth weighted
+ * round-robin: every draw adds each language's weight to its credit and takes the
+ * language with the largest credit (ties: the lower index), which then pays the total
+ * weight. No random numbers: the order is a function of the weights alone, so two
+ * readers of one mixture see the same documents in the same order. A language whose
+ * files run out drops out and the others go on in their own proportions; the mixture
+ * ends when all have. ct_corpus_next, _where, _n_files, _file (the languages' files
+ * one language after the other) and _close work on it as on a single stream;
+ * ct_corpus_file_index counts the files finished or open over all languages. */
+int ct_corpus_open_mix(const ct_corpus_lang_spec *langs, size_t n, ct_corpus_format fmt, const char *text_field,
+                       ct_corpus **out);
+
+/* Languages of a mixture: their number (0 for a corpus from ct_corpus_open) and names
+ * (owned by the corpus), in the order given to ct_corpus_open_mix. */
+size_t ct_corpus_n_langs(const ct_corpus *c);
+const char *ct_corpus_lang_name(const ct_corpus *c, size_t i);
+/* Index of the language of the last document returned; -1 before the first document,
+ * after the end, and always for a single stream. */
+int ct_corpus_lang(const ct_corpus *c);
+
 #endif

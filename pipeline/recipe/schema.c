@@ -114,11 +114,24 @@ static const ct_sfield model_fields[] = {
     END,
 };
 
-static const ct_sfield corpus_fields[] = {
+static const ct_sfield mix_lang_fields[] = {
     {.name = "files", .type = CT_SF_LIST, .flags = CT_SF_REQUIRED | CT_SF_NONEMPTY,
+     .elem = &e_string, .doc = "The language's files, read in order (as `corpus.files`)."},
+    {.name = "weight", .type = CT_SF_NUMBER, .flags = CT_SF_REQUIRED | CT_SF_MIN,
+     .doc = "Its share of the documents relative to the other languages (> 0)."},
+    END,
+};
+static const ct_sfield e_mix_lang = {.type = CT_SF_MAP, .fields = mix_lang_fields};
+
+static const ct_sfield corpus_fields[] = {
+    {.name = "files", .type = CT_SF_LIST, .flags = CT_SF_OPTIONAL | CT_SF_NONEMPTY,
      .elem = &e_string,
      .doc = "Corpus files: paths or globs, relative to the file that names them, or absolute "
-            "(plain, .gz or .zst)."},
+            "(plain, .gz or .zst). Exactly one of `files` and `mix` is given."},
+    {.name = "mix", .type = CT_SF_DICT, .flags = CT_SF_OPTIONAL, .elem = &e_mix_lang,
+     .doc = "A language mixture instead of `files`: language code -> `{files: [...], weight: w}`; "
+            "documents are drawn from the languages in proportion to the weights (smooth weighted "
+            "round-robin, each language's files in order), and every sequence records its language."},
     {.name = "format", .type = CT_SF_ENUM, .def = "text", .choices = text_formats,
      .doc = "`text`: one document per line; `jsonl`: one JSON object per line."},
     {.name = "text_field", .type = CT_SF_STRING, .flags = CT_SF_NONEMPTY, .def = "text",
@@ -248,6 +261,10 @@ static const ct_sfield annotate_fields[] = {
     {.name = "sequences", .type = CT_SF_INT, .flags = CT_SF_MIN, .def = "500",
      .doc = "Held-out sequences searched for top contexts."},
     {.name = "seed", .type = CT_SF_INT, .def = "42", .doc = "Seed of their shuffle."},
+    {.name = "sequences_per_language", .type = CT_SF_INT, .flags = CT_SF_OPTIONAL | CT_SF_MIN,
+     .doc = "With a `corpus.mix` of 2 or more languages: held-out sequences searched per language "
+            "(of `languages`, else of the mix) instead of `sequences`; 100 when not given (METHOD "
+            "section 7)."},
     {.name = "top_contexts", .type = CT_SF_INT, .flags = CT_SF_MIN, .def = "20", .min = 1,
      .doc = "Contexts kept per latent."},
     {.name = "context_tokens", .type = CT_SF_INT, .flags = CT_SF_MIN, .def = "16", .min = 1,

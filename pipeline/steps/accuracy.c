@@ -23,6 +23,7 @@
 #include "pipeline/step.h"
 #include "pipeline/steps/sources.h"
 #include "pipeline/steps/shard.h"
+#include "pipeline/steps/tuple.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -152,37 +153,6 @@ static int plan_accuracy(ct_plan *plan, const ct_recipe *recipe)
     return rc;
 }
 
-/* Loads task `name` from exactly the file the plan keyed: its data root is what
- * precedes "/<family>/" in the path (tasks.h: <root>/<family>/...). */
-static int load_task(const char *label, const char *name, const char *file, ct_task **out)
-{
-    char family[32], pattern[40];
-    const char *slash = strchr(name, '/');
-    size_t fl = slash ? (size_t)(slash - name) : strlen(name);
-    if (fl == 0 || fl >= sizeof family)
-        return ct_error_set(CT_EINVAL, "%s: bad task name '%s'", label, name);
-    memcpy(family, name, fl);
-    family[fl] = '\0';
-    snprintf(pattern, sizeof pattern, "/%s/", family);
-    const char *at = NULL;
-    for (const char *p = strstr(file, pattern); p; p = strstr(p + 1, pattern))
-        at = p;
-    if (!at)
-        return ct_error_set(CT_EINVAL, "%s: task file %s is not under a '%s' folder", label, file, family);
-    char *root = strndup(file, (size_t)(at - file));
-    if (!root)
-        return ct_error_set(CT_ENOMEM, "out of memory");
-    int rc = ct_task_load_from(name, root, out);
-    free(root);
-    if (!rc && strcmp(ct_task_file(*out), file) != 0) {
-        rc = ct_error_set(CT_EINVAL, "%s: task %s resolves to %s, not to the planned file %s", label, name,
-                          ct_task_file(*out), file);
-        ct_task_free(*out);
-        *out = NULL;
-    }
-    return rc;
-}
-
 /* Runs examples [e0, e0+B) as one right-padded batch; writes logp of good and bad. */
 static int run_batch(ct_model *model, const ct_task_examples *ex, size_t e0, int B, int vocab, int32_t *ids,
                      int32_t *rows, float *logprobs, float *lp_good, float *lp_bad)
@@ -264,7 +234,7 @@ static int run_accuracy(ct_step_ctx *ctx)
     if (!rc)
         rc = ct_tok_load(tok_file, &tok);
     if (!rc)
-        rc = load_task(label, name, task_file, &task);
+        rc = ct_steps_task_load(label, name, task_file, &task);
     if (!rc)
         rc = ct_task_tokenize(task, tok, (size_t)max_examples, &ex);
     if (!rc)

@@ -22,14 +22,29 @@
  * (ties: lower sequence, then position), each with `window` tokens around the firing
  * one, decoded token by token.
  *
- * Languages: the token shards do not record a sequence's language (the corpus reader
- * does not weight or label languages yet), so "languages" is null.
+ * Languages: a recipe whose corpus.mix has 2 or more languages is multilingual. Its
+ * held-out sequences are drawn per language instead (METHOD §7: 100 in each of the
+ * study's languages): in the same seeded shuffle, the first
+ * annotate.sequences_per_language of each language of `languages` (those of the mix;
+ * all of the mix's when `languages` is empty). A sequence's language comes from the
+ * language table of tokenize/index (langtab.h) through the val token shards'
+ * seq_index ("index" and "val_tokens" inputs, planned only then, so that other recipes
+ * keep their key). Each context then carries its "lang", and each latent gets
+ * "languages": the languages of its top contexts over all checkpoints, most contexts
+ * first (ties: the order of `languages`), and "fire_rate": per language and
+ * checkpoint, the fraction of that language's annotated tokens on which the latent's
+ * activation from that checkpoint is positive. Both are reported because the top
+ * contexts show where a latent fires most strongly, the rates how broadly. Otherwise
+ * "languages" is null.
  *
  * Artifact (JSON): {"crosscoder", "checkpoints": [names], "selection": "decoder_norm",
- *   "sequences": n, "top", "window", "languages": null,
- *   "latents": [{"latent": j, "dec_norm": [M], "contexts": [per checkpoint:
+ *   "sequences": n, "top", "window", "languages": null or [codes],
+ *   ["sequences_per_language": {code: n},]
+ *   "latents": [{"latent": j, "dec_norm": [M], ["languages": [codes], "fire_rate":
+ *      {code: [M]},] "contexts": [per checkpoint:
  *      [{"seq": global held-out index, "pos": position in the sequence, "act", "joint",
- *        "ids": [token ids], "pieces": [decoded tokens], "fire": index in pieces}]]}]} */
+ *        "ids": [token ids], "pieces": [decoded tokens], "fire": index in pieces
+ *        [, "lang": code]}]]}]} */
 #include "common/error.h"
 #include "crosscoder/crosscoder.h"
 #include "kernels/kernels.h"
@@ -37,7 +52,9 @@
 #include "pipeline/plan.h"
 #include "pipeline/plan_internal.h"
 #include "pipeline/step.h"
+#include "pipeline/steps/langtab.h"
 #include "pipeline/steps/shard.h"
+#include "pipeline/steps/sources.h"
 #include "pipeline/steps/tuple.h"
 
 #include <math.h>
@@ -46,6 +63,37 @@
 #include <string.h>
 
 #define MAX_M 8
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* The languages a multilingual recipe annotates: those of `languages` that corpus.mix
+ * has (in that order), else every language of the mix (sorted); NULL unless the mix
+ * has 2 or more languages. */
+static json_t *annotated_languages(const ct_recipe *recipe)
+{
+    json_t *mix = ct_recipe_get(recipe, "corpus.mix"), *want = ct_recipe_get(recipe, "languages"), *v;
+    if (json_object_size(mix) < 2)
+        return NULL;
+    json_t *out = json_array();
+    size_t i;
+    json_array_foreach(want, i, v)
+        if (json_object_get(mix, json_string_value(v)))
+            json_array_append(out, v);
+    if (json_array_size(out) == 0) {
+        const char *code, **codes = malloc(json_object_size(mix) * sizeof *codes);
+        size_t n = 0;
+        if (!codes) {
+            json_decref(out);
+            return NULL;
+        }
+        json_object_foreach(mix, code, v) codes[n++] = code;
+        qsort(codes, n, sizeof *codes, cmp_str);
+        for (i = 0; i < n; i++)
+            json_array_append_new(out, json_string(codes[i]));
+        free(codes);
+    }
+    return out;
+}
 
 static int plan_annotate(ct_plan *plan, const ct_recipe *recipe)
 {
@@ -94,6 +142,21 @@ static int plan_annotate(ct_plan *plan, const ct_recipe *recipe)
                                    ct_recipe_get(recipe, "annotate.top_contexts"), "window",
                                    ct_recipe_get(recipe, "annotate.context_tokens"), "per_checkpoint",
                                    ct_recipe_get(recipe, "relie.top_k"), "selection", selection);
+        json_t *langs = annotated_languages(recipe);
+        if (langs) { /* per language instead of `sequences`; the val shards say which is which */
+            json_object_del(params, "sequences");
+            json_object_set_new(params, "languages", langs);
+            json_t *per = ct_recipe_get(recipe, "annotate.sequences_per_language");
+            json_object_set_new(params, "per_language", json_integer(per ? json_integer_value(per) : 100));
+            json_t *val = json_array();
+            for (size_t v = 0; v < n_val; v++) {
+                snprintf(lab, sizeof lab, "tokenize/val/%04zu", v);
+                json_array_append_new(val, json_string(lab));
+            }
+            json_object_set_new(inputs, "val_tokens", val);
+            json_object_set_new(inputs, "index", json_string("tokenize/index"));
+            snprintf(lab, sizeof lab, "annotate/%s", cc[c].suffix);
+        }
         rc = ct_plan_add(plan, "annotate", lab, params, inputs);
     }
     free(cc);
@@ -107,6 +170,7 @@ typedef struct {
     uint32_t pos;
     int32_t *ids; /* [window] */
     int n_ids, fire;
+    int lang;     /* index into the annotated languages; -1 without */
 } context;
 
 /* Is a better than b: larger activation, then earlier sequence and position. */
@@ -128,10 +192,14 @@ typedef struct {
     context *kept;   /* [S][M][top] */
     int *n_kept;     /* [S*M] */
     int32_t *idbuf;  /* [S*M*top*window] */
+    /* multilingual recipes: L annotated languages */
+    int L;
+    int *seq_lang;     /* [held-out sequences] index into the languages, -1: not annotated */
+    uint64_t *fires;   /* [S][M][L] tokens with a positive activation */
 } annot;
 
 static void keep(annot *a, int s, int m, float act, float joint, uint64_t seq, uint32_t pos, const int32_t *tokens,
-                 uint32_t R)
+                 uint32_t R, int lang)
 {
     context *c = a->kept + ((size_t)s * a->M + m) * a->top;
     int *n = &a->n_kept[s * a->M + m];
@@ -143,7 +211,7 @@ static void keep(annot *a, int s, int m, float act, float joint, uint64_t seq, u
         c[at] = c[at - 1];
         at--;
     }
-    c[at] = (context){act, joint, seq, pos, ids, 0, 0};
+    c[at] = (context){act, joint, seq, pos, ids, 0, 0, lang};
     /* rows start at position 1: tokens[r] is the token at position r + 1 */
     int before = a->window - a->window / 4 - 1;
     long r = (long)pos - 1, lo = r - before < 0 ? 0 : r - before;
@@ -249,22 +317,8 @@ static void annot_free(annot *a)
     free(a->kept);
     free(a->n_kept);
     free(a->idbuf);
-}
-
-/* The tokenizer from a source file or an upstream artifact (tokenizer_train). */
-static int load_tokenizer(ct_step_ctx *ctx, ct_tokenizer **tok)
-{
-    const char *path = ct_step_input_path(ctx, "tokenizer", 0);
-    if (path)
-        return ct_tok_load(path, tok);
-    char *json;
-    size_t len;
-    int rc = ct_steps_read_input(ctx, "tokenizer", 0, &json, &len);
-    if (rc)
-        return rc;
-    rc = ct_tok_load_json(json, len, "tokenizer artifact", tok);
-    free(json);
-    return rc;
+    free(a->seq_lang);
+    free(a->fires);
 }
 
 /* The folded crosscoder and the selected latents' encoder columns. */
@@ -365,6 +419,7 @@ static int scan(ct_step_ctx *ctx, annot *a, const shard *sh, size_t K, const uin
     size_t k = 0;
     for (size_t i = 0; !rc && i < n_use; i++) {
         uint64_t g = seqs[i];
+        int lang = a->seq_lang ? a->seq_lang[g] : -1;
         while (g >= starts[k + 1])
             k++;
         uint64_t row0 = (g - starts[k]) * R;
@@ -386,8 +441,11 @@ static int scan(ct_step_ctx *ctx, annot *a, const shard *sh, size_t K, const uin
                     joint += pre[((size_t)m * R + r) * S + s];
                 for (int m = 0; m < M; m++) {
                     float act = pre[((size_t)m * R + r) * S + s] + a->bsel[s];
-                    if (act > 0)
-                        keep(a, s, m, act, joint > 0 ? joint : 0, g, r + 1, tokens, R);
+                    if (act > 0) {
+                        keep(a, s, m, act, joint > 0 ? joint : 0, g, r + 1, tokens, R, lang);
+                        if (lang >= 0)
+                            a->fires[((size_t)s * M + m) * a->L + lang]++;
+                    }
                 }
             }
         if (!rc && ct_step_interrupted(ctx))
@@ -402,7 +460,134 @@ static int scan(ct_step_ctx *ctx, annot *a, const shard *sh, size_t K, const uin
     return rc;
 }
 
-static json_t *context_json(const ct_tokenizer *tok, const context *c)
+/* Multilingual recipes: the language of every held-out sequence (an index into
+ * `langs`, -1 for a language not annotated), from the language table of the index
+ * through the val token shards, which must be those the activation shards hold. */
+static int sequence_languages(ct_step_ctx *ctx, annot *a, json_t *langs, const shard *sh, size_t K,
+                              const uint64_t *starts)
+{
+    const char *label = ct_step_label(ctx);
+    if (ct_step_input_count(ctx, "val_tokens") != K)
+        return ct_error_set(CT_EINVAL, "%s: %zu val token shards for %zu activation shards", label,
+                            ct_step_input_count(ctx, "val_tokens"), K);
+    ct_blob_reader *r;
+    ct_langtab t;
+    char name[300];
+    snprintf(name, sizeof name, "%s: input index", label);
+    int rc = ct_step_input(ctx, "index", 0, &r);
+    if (rc)
+        return rc;
+    rc = ct_langtab_read(r, name, &t);
+    ct_blob_reader_close(r);
+    if (rc)
+        return rc;
+    int map[256];
+    for (size_t i = 0; i < t.n_lang; i++) {
+        map[i] = -1;
+        for (size_t j = 0; j < json_array_size(langs); j++)
+            if (strcmp(t.names[i], json_string_value(json_array_get(langs, j))) == 0)
+                map[i] = (int)j;
+    }
+    a->L = (int)json_array_size(langs);
+    a->seq_lang = malloc((starts[K] + 1) * sizeof *a->seq_lang);
+    if (!a->seq_lang)
+        rc = ct_error_set(CT_ENOMEM, "%s: out of memory", label);
+    for (size_t k = 0; k < K && !rc; k++) {
+        char hex[65];
+        ct_tokshard ts;
+        if ((rc = ct_steps_input_key_hex(ctx, "val_tokens", k, hex)))
+            break;
+        if (strcmp(hex, sh[k].h.token_key) != 0) {
+            rc = ct_error_set(CT_EINVAL, "%s: act_0[%zu] was not extracted from val_tokens[%zu]", label, k, k);
+            break;
+        }
+        if ((rc = ct_tokshard_read(ctx, "val_tokens", k, &ts)))
+            break;
+        if (ts.n_seq != sh[k].h.n_seq)
+            rc = ct_error_set(CT_EINVAL, "%s: val_tokens[%zu] holds %llu sequences, act_0[%zu] %llu", label, k,
+                              (unsigned long long)ts.n_seq, k, (unsigned long long)sh[k].h.n_seq);
+        for (uint64_t q = 0; q < ts.n_seq && !rc; q++) {
+            if (ts.seq_index[q] >= t.n_seq)
+                rc = ct_error_set(CT_ECORRUPT, "%s: val_tokens[%zu] sequence %llu is past the index's %llu", label,
+                                  k, (unsigned long long)ts.seq_index[q], (unsigned long long)t.n_seq);
+            else
+                a->seq_lang[starts[k] + q] = map[t.lang[ts.seq_index[q]]];
+        }
+        ct_tokshard_free(&ts);
+    }
+    ct_langtab_free(&t);
+    return rc;
+}
+
+/* The sequences to scan, in shard order: `want` of the N in a seeded shuffle, or with
+ * languages the first `per_language` of each annotated language in that shuffle
+ * (count[L] of them). */
+static size_t choose_sequences(const annot *a, uint64_t N, long long want, long long per_language, uint64_t seed,
+                               uint64_t *seqs, uint64_t *count)
+{
+    size_t n = 0;
+    if (!a->seq_lang) {
+        n = (uint64_t)want < N ? (size_t)want : (size_t)N;
+        for (size_t i = 0; i < n; i++)
+            seqs[i] = ct_steps_permute(i, N, seed);
+    } else {
+        for (uint64_t i = 0; i < N; i++) {
+            uint64_t g = ct_steps_permute(i, N, seed);
+            int l = a->seq_lang[g];
+            if (l >= 0 && count[l] < (uint64_t)per_language) {
+                count[l]++;
+                seqs[n++] = g;
+            }
+        }
+    }
+    qsort(seqs, n, sizeof *seqs, cmp_u64); /* shard order; the kept set does not depend on it */
+    return n;
+}
+
+/* Multilingual recipes: a latent's languages (of its top contexts, most first) and
+ * firing rates per language and checkpoint. */
+static void latent_languages(const annot *a, int s, json_t *langs, const uint64_t *count, uint32_t R,
+                             json_t *out)
+{
+    int L = a->L, M = a->M;
+    int *n = calloc((size_t)L + 1, sizeof *n);
+    json_t *rates = json_object(), *order = json_array();
+    if (!n || !rates || !order) {
+        free(n);
+        json_decref(rates);
+        json_decref(order);
+        return;
+    }
+    for (int m = 0; m < M; m++)
+        for (int q = 0; q < a->n_kept[s * M + m]; q++) {
+            int l = a->kept[((size_t)s * M + m) * a->top + q].lang;
+            if (l >= 0)
+                n[l]++;
+        }
+    for (;;) { /* most contexts first; ties: the order of the languages */
+        int best = -1;
+        for (int l = 0; l < L; l++)
+            if (n[l] > 0 && (best < 0 || n[l] > n[best]))
+                best = l;
+        if (best < 0)
+            break;
+        json_array_append(order, json_array_get(langs, (size_t)best));
+        n[best] = 0;
+    }
+    for (int l = 0; l < L; l++) {
+        json_t *r = json_array();
+        double tokens = (double)count[l] * R;
+        for (int m = 0; m < M; m++)
+            json_array_append_new(r, json_real(tokens > 0 ? (double)a->fires[((size_t)s * M + m) * L + l] / tokens
+                                                          : 0.0));
+        json_object_set_new(rates, json_string_value(json_array_get(langs, (size_t)l)), r);
+    }
+    json_object_set_new(out, "languages", order);
+    json_object_set_new(out, "fire_rate", rates);
+    free(n);
+}
+
+static json_t *context_json(const ct_tokenizer *tok, const context *c, json_t *langs)
 {
     json_t *ids = json_array(), *pieces = json_array();
     for (int q = 0; q < c->n_ids; q++) {
@@ -416,9 +601,12 @@ static json_t *context_json(const ct_tokenizer *tok, const context *c)
         free(text);
     }
     ct_error_clear();
-    return json_pack("{s:I, s:I, s:f, s:f, s:o, s:o, s:i}", "seq", (json_int_t)c->seq, "pos", (json_int_t)c->pos,
-                     "act", (double)c->act, "joint", (double)c->joint, "ids", ids, "pieces", pieces, "fire",
-                     c->fire);
+    json_t *out = json_pack("{s:I, s:I, s:f, s:f, s:o, s:o, s:i}", "seq", (json_int_t)c->seq, "pos",
+                            (json_int_t)c->pos, "act", (double)c->act, "joint", (double)c->joint, "ids", ids,
+                            "pieces", pieces, "fire", c->fire);
+    if (out && c->lang >= 0)
+        json_object_set(out, "lang", json_array_get(langs, (size_t)c->lang));
+    return out;
 }
 
 static int run_annotate(ct_step_ctx *ctx)
@@ -435,9 +623,12 @@ static int run_annotate(ct_step_ctx *ctx)
     a.top = (int)json_integer_value(json_object_get(p, "top"));
     a.window = (int)json_integer_value(json_object_get(p, "window"));
     long long want = json_integer_value(json_object_get(p, "sequences"));
+    long long per_language = json_integer_value(json_object_get(p, "per_language"));
+    json_t *langs = json_object_get(p, "languages");
     uint64_t seed = (uint64_t)json_integer_value(json_object_get(p, "seed"));
     int per = (int)json_integer_value(json_object_get(p, "per_checkpoint"));
-    if (a.M < 2 || a.top < 1 || a.window < 1 || want < 0 || per < 1)
+    if (a.M < 2 || a.top < 1 || a.window < 1 || want < 0 || per < 1 || per_language < 0 ||
+        json_array_size(langs) > 255)
         return ct_error_set(CT_EINVAL, "%s: needs 2+ checkpoints, top >= 1, window >= 1, per_checkpoint >= 1",
                             ct_step_label(ctx));
     size_t K = ct_step_input_count(ctx, "act_0");
@@ -448,24 +639,26 @@ static int run_annotate(ct_step_ctx *ctx)
     if (!rc)
         rc = open_shards(ctx, &a, K, sh, starts);
     if (!rc)
-        rc = load_tokenizer(ctx, &tok);
+        rc = ct_steps_load_tokenizer(ctx, "tokenizer", &tok);
+    if (!rc && json_array_size(langs))
+        rc = sequence_languages(ctx, &a, langs, sh, K, starts);
     uint64_t N = rc ? 0 : starts[K];
-    size_t n_use = (uint64_t)want < N ? (size_t)want : (size_t)N;
+    uint64_t *count = calloc((size_t)a.L + 1, sizeof *count);
+    size_t n_use = 0;
     size_t slots = (size_t)a.S * a.M * a.top;
     if (!rc) {
-        seqs = malloc((n_use + 1) * sizeof *seqs);
+        seqs = malloc((N + 1) * sizeof *seqs);
         a.kept = calloc(slots + 1, sizeof *a.kept);
         a.n_kept = calloc((size_t)a.S * a.M + 1, sizeof *a.n_kept);
         a.idbuf = malloc((slots * a.window + 1) * sizeof *a.idbuf);
-        if (!seqs || !a.kept || !a.n_kept || !a.idbuf)
+        a.fires = calloc((size_t)a.S * a.M * a.L + 1, sizeof *a.fires);
+        if (!seqs || !a.kept || !a.n_kept || !a.idbuf || !a.fires || !count)
             rc = ct_error_set(CT_ENOMEM, "%s: out of memory", ct_step_label(ctx));
     }
     if (!rc) {
         for (size_t i = 0; i < slots; i++)
             a.kept[i].ids = a.idbuf + i * a.window;
-        for (size_t i = 0; i < n_use; i++)
-            seqs[i] = ct_steps_permute(i, N, seed);
-        qsort(seqs, n_use, sizeof *seqs, cmp_u64); /* shard order; the kept set does not depend on it */
+        n_use = choose_sequences(&a, N, want, per_language, seed, seqs, count);
         rc = scan(ctx, &a, sh, K, starts, seqs, n_use);
     }
     if (!rc) {
@@ -476,16 +669,27 @@ static int run_annotate(ct_step_ctx *ctx)
                 json_array_append_new(norms, json_real(a.dec_norm[(size_t)s * a.M + m]));
                 json_t *list = json_array();
                 for (int q = 0; q < a.n_kept[s * a.M + m]; q++)
-                    json_array_append_new(list, context_json(tok, &a.kept[((size_t)s * a.M + m) * a.top + q]));
+                    json_array_append_new(list,
+                                          context_json(tok, &a.kept[((size_t)s * a.M + m) * a.top + q], langs));
                 json_array_append_new(per_ck, list);
             }
-            json_array_append_new(lat, json_pack("{s:i, s:o, s:o}", "latent", a.sel[s], "dec_norm", norms,
-                                                 "contexts", per_ck));
+            json_t *one = json_pack("{s:i, s:o, s:o}", "latent", a.sel[s], "dec_norm", norms, "contexts", per_ck);
+            if (one && a.seq_lang)
+                latent_languages(&a, s, langs, count, sh[0].h.seq_len - 1, one);
+            json_array_append_new(lat, one);
         }
         json_t *out = json_pack("{s:s, s:O, s:I, s:i, s:i, s:n, s:o}", "crosscoder",
                                 ct_step_label(ctx) + strlen("annotate/"), "selection",
                                 json_object_get(p, "selection"), "sequences",
                                 (json_int_t)n_use, "top", a.top, "window", a.window, "languages", "latents", lat);
+        json_t *per_lang = a.seq_lang ? json_object() : NULL;
+        for (int l = 0; per_lang && l < a.L; l++)
+            json_object_set_new(per_lang, json_string_value(json_array_get(langs, (size_t)l)),
+                                json_integer((json_int_t)count[l]));
+        if (out && per_lang) {
+            json_object_set(out, "languages", langs);
+            json_object_set(out, "sequences_per_language", per_lang);
+        }
         char *text = out ? json_dumps(out, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(7)) : NULL;
         json_decref(out);
         ct_blob_writer *w;
@@ -494,11 +698,17 @@ static int run_annotate(ct_step_ctx *ctx)
         else if (!(rc = ct_step_output(ctx, &w)))
             rc = ct_blob_write(w, text, strlen(text));
         free(text);
-        if (!rc)
-            ct_step_set_summary(ctx, json_pack("{s:i, s:I, s:I, s:O}", "latents", a.S, "sequences",
-                                               (json_int_t)n_use, "held_out_sequences", (json_int_t)N, "selection",
-                                               json_object_get(p, "selection")));
+        if (!rc) {
+            json_t *summary = json_pack("{s:i, s:I, s:I, s:O}", "latents", a.S, "sequences", (json_int_t)n_use,
+                                        "held_out_sequences", (json_int_t)N, "selection",
+                                        json_object_get(p, "selection"));
+            if (summary && per_lang)
+                json_object_set(summary, "languages", per_lang);
+            ct_step_set_summary(ctx, summary);
+        }
+        json_decref(per_lang);
     }
+    free(count);
     for (size_t i = 0; sh && i < (size_t)a.M * K; i++)
         ct_blob_reader_close(sh[i].r);
     free(sh);

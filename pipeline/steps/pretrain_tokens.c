@@ -1,14 +1,16 @@
 /* pretrain_tokens: corpus + tokenizer -> the packed pretraining stream
  * ("pretrain/tokens"; format in pipeline/steps/pretrain.h).
  *
- * Every document of corpus.files is tokenized and followed by the end-of-text token
+ * Every document of the corpus (corpus.files, or corpus.mix's languages interleaved by
+ * weight) is tokenized and followed by the end-of-text token
  * ("<|endoftext|>", the separator GPT-NeoX packs with), except the documents that the
  * val and test token shards were cut from: those are held out, so the ΔCE, annotation
  * and other evaluation steps never see text the model was trained on. The documents of
  * the train shards (the crosscoder's activations) stay in, as in the paper, where the
  * crosscoder reads the model's own pretraining distribution. Documents are numbered as
- * tokenize_index numbers them (every document of the corpus, in order), which is what
- * the shards' doc_index refers to. */
+ * tokenize_index numbers them (every document of the corpus, in order, which is what
+ * the shards' doc_index refers to; with corpus.mix both read the same language
+ * mixture, whose order depends on the weights alone, so the numbers agree). */
 #include "common/error.h"
 #include "common/array.h"
 #include "models/corpus/corpus.h"
@@ -97,18 +99,9 @@ static int run_tokens(ct_step_ctx *ctx)
     const char *label = ct_step_label(ctx);
     json_t *p = ct_step_params(ctx);
     long long T = json_integer_value(json_object_get(p, "ctx"));
-    ct_corpus_format fmt;
-    int rc = ct_corpus_format_parse(json_string_value(json_object_get(p, "format")), &fmt);
-    if (rc)
-        return rc;
     if (T < 2 || T > (1 << 20))
         return ct_error_set(CT_EINVAL, "%s: pretrain.model.ctx %lld is out of range", label, T);
     size_t nf = ct_step_input_count(ctx, "corpus");
-    const char **files = calloc(nf + 1, sizeof *files);
-    if (!files)
-        return ct_error_set(CT_ENOMEM, "out of memory");
-    for (size_t i = 0; i < nf; i++)
-        files[i] = ct_step_input_path(ctx, "corpus", i);
     uint64_t *held = NULL;
     size_t n_held = 0;
     ct_tokenizer *tok = NULL;
@@ -116,14 +109,14 @@ static int run_tokens(ct_step_ctx *ctx)
     int32_t *stream = NULL;
     uint64_t *row_doc = NULL;
     size_t n_stream = 0, cap_stream = 0, n_rows = 0, cap_rows = 0;
-    rc = held_out_docs(ctx, &held, &n_held);
+    int rc = held_out_docs(ctx, &held, &n_held);
     if (!rc)
         rc = ct_steps_load_tokenizer(ctx, "tokenizer", &tok);
     int32_t eos = rc ? -1 : ct_tok_token_id(tok, "<|endoftext|>");
     if (!rc && eos < 0)
         rc = ct_error_set(CT_EINVAL, "%s: the tokenizer has no <|endoftext|> token to separate documents", label);
     if (!rc)
-        rc = ct_corpus_open(files, nf, fmt, json_string_value(json_object_get(p, "text_field")), &c);
+        rc = ct_steps_corpus_open(ctx, "corpus", &c);
     ct_progress *prog = rc ? NULL : ct_step_progress(ctx, (double)nf, "file");
     uint64_t docs = 0, kept = 0;
     while (!rc) {
@@ -188,7 +181,6 @@ static int run_tokens(ct_step_ctx *ctx)
     ct_corpus_close(c);
     ct_tok_free(tok);
     free(held);
-    free(files);
     return rc;
 }
 

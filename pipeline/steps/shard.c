@@ -4,6 +4,7 @@
 #include "common/sha256.h"
 #include "models/corpus/corpus.h"
 #include "pipeline/key.h"
+#include "pipeline/steps/langtab.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -170,8 +171,12 @@ int ct_tokshard_header(ct_blob_reader *r, const char *name, uint32_t *seq_len, u
         return ct_error_set(CT_ECORRUPT, "%s: not a version %d token shard", name, CT_TOKSHARD_VERSION);
     uint32_t T = get_u32(h + 12);
     uint64_t n = get_u64(h + 16);
-    if (T == 0 || T > (1u << 24) || n > (size - CT_TOKSHARD_HEADER) / 20 ||
-        size != CT_TOKSHARD_HEADER + n * T * 4 + n * 16)
+    uint64_t want = CT_TOKSHARD_HEADER + n * T * 4 + n * 16;
+    uint8_t tail[8];
+    if (T == 0 || T > (1u << 24) || n > (size - CT_TOKSHARD_HEADER) / 20 || size < want ||
+        /* only the language table of a corpus.mix (langtab.h) may follow */
+        (size != want && (size - want < 8 || ct_blob_read_at(r, want, tail, 8) != 0 ||
+                          memcmp(tail, CT_LANGTAB_MAGIC, 8) != 0)))
         return ct_error_set(CT_ECORRUPT, "%s: token shard header is inconsistent with its %llu bytes", name,
                             (unsigned long long)size);
     *seq_len = T;
@@ -336,31 +341,134 @@ size_t ct_steps_n_shards(long long n, long long per_shard)
     return n <= 0 ? 0 : (size_t)((n + per_shard - 1) / per_shard);
 }
 
+/* "file:line:col: path: message" at where the recipe wrote `path`. */
+static int recipe_error(const ct_recipe *r, const char *path, const char *msg)
+{
+    const char *file = ct_recipe_path(r);
+    int line = 0, col = 0;
+    if (ct_recipe_location(r, path, &file, &line, &col))
+        ct_error_clear();
+    if (line > 0)
+        return ct_error_set(CT_EINVAL, "%s:%d:%d: %s: %s", file, line, col, path, msg);
+    return ct_error_set(CT_EINVAL, "%s: %s: %s", file, path, msg);
+}
+
+/* Exactly one of corpus.files and corpus.mix, and a mix of weights > 0. */
+static int corpus_check(const ct_recipe *r)
+{
+    json_t *files = ct_recipe_get(r, "corpus.files"), *mix = ct_recipe_get(r, "corpus.mix"), *lang;
+    if (files && mix)
+        return recipe_error(r, "corpus.mix", "give corpus.files or corpus.mix, not both");
+    if (!files && !mix)
+        return recipe_error(r, "corpus", "needs corpus.files (one stream) or corpus.mix (languages)");
+    if (mix && (json_object_size(mix) == 0 || json_object_size(mix) > CT_CORPUS_MAX_LANGS)) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "expected 1 to %d languages, got %zu", CT_CORPUS_MAX_LANGS, json_object_size(mix));
+        return recipe_error(r, "corpus.mix", msg);
+    }
+    const char *code;
+    json_object_foreach(mix, code, lang) {
+        double w = json_number_value(json_object_get(lang, "weight"));
+        if (!(w > 0)) {
+            char path[256], msg[128];
+            snprintf(path, sizeof path, "corpus.mix.%s.weight", code);
+            snprintf(msg, sizeof msg, "expected a weight > 0, got %g", w);
+            return recipe_error(r, path, msg);
+        }
+    }
+    return 0;
+}
+
+static int cmp_cstr(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* The codes of corpus.mix sorted with strcmp (borrowed strings; *codes is malloc'd), so
+ * that the order a recipe or --set writes them in changes neither keys nor documents. */
+static int mix_codes(const ct_recipe *r, const char ***codes, size_t *n)
+{
+    json_t *mix = ct_recipe_get(r, "corpus.mix"), *v;
+    const char *code;
+    *n = 0;
+    *codes = malloc((json_object_size(mix) + 1) * sizeof **codes);
+    if (!*codes)
+        return ct_error_set(CT_ENOMEM, "out of memory");
+    json_object_foreach(mix, code, v) (*codes)[(*n)++] = code;
+    qsort(*codes, *n, sizeof **codes, cmp_cstr);
+    return 0;
+}
+
+/* The dotted paths of the corpus's patterns, in reading order: corpus.files.<i>, or
+ * corpus.mix.<code>.files.<i> language by language (sorted codes). */
+static json_t *corpus_patterns(const ct_recipe *r)
+{
+    json_t *out = json_array();
+    char dotted[300];
+    if (!ct_recipe_get(r, "corpus.mix")) {
+        for (size_t i = 0; i < json_array_size(ct_recipe_get(r, "corpus.files")); i++) {
+            snprintf(dotted, sizeof dotted, "corpus.files.%zu", i);
+            json_array_append_new(out, json_string(dotted));
+        }
+        return out;
+    }
+    const char **codes;
+    size_t n;
+    if (mix_codes(r, &codes, &n)) {
+        ct_error_clear();
+        return out;
+    }
+    for (size_t l = 0; l < n; l++) {
+        snprintf(dotted, sizeof dotted, "corpus.mix.%s.files", codes[l]);
+        for (size_t i = 0; i < json_array_size(ct_recipe_get(r, dotted)); i++) {
+            char one[340];
+            snprintf(one, sizeof one, "%s.%zu", dotted, i);
+            json_array_append_new(out, json_string(one));
+        }
+    }
+    free(codes);
+    return out;
+}
+
+/* Expands the pattern at `dotted` (resolved relative to the recipe). */
+static int expand_at(const ct_recipe *r, const char *dotted, char ***paths, size_t *np)
+{
+    char *pattern = NULL;
+    *paths = NULL;
+    *np = 0;
+    int rc = ct_recipe_resolve_path(r, dotted, &pattern);
+    if (!rc) {
+        const char *pp = pattern;
+        if ((rc = ct_corpus_expand(&pp, 1, paths, np)))
+            rc = ct_error_wrap(rc, "%s: %s", ct_recipe_path(r), dotted);
+    }
+    free(pattern);
+    return rc;
+}
+
 int ct_steps_corpus_sources(ct_plan *plan, const ct_recipe *r, json_t **labels)
 {
+    *labels = NULL;
+    int rc = corpus_check(r);
+    if (rc)
+        return rc;
     *labels = json_array();
-    size_t n = json_array_size(ct_recipe_get(r, "corpus.files"));
-    int rc = 0;
-    for (size_t i = 0; i < n && !rc; i++) {
-        char dotted[64], *pattern = NULL, **paths = NULL;
+    json_t *patterns = corpus_patterns(r), *dv;
+    size_t i;
+    json_array_foreach(patterns, i, dv) {
+        char **paths = NULL;
         size_t np = 0;
-        snprintf(dotted, sizeof dotted, "corpus.files.%zu", i);
-        if ((rc = ct_recipe_resolve_path(r, dotted, &pattern)))
+        if ((rc = expand_at(r, json_string_value(dv), &paths, &np)))
             break;
-        const char *pp = pattern;
-        rc = ct_corpus_expand(&pp, 1, &paths, &np);
-        if (rc)
-            rc = ct_error_wrap(rc, "%s: corpus.files", ct_recipe_path(r));
         for (size_t k = 0; k < np && !rc; k++) {
             const char *label;
             if (!(rc = ct_plan_source_file(plan, paths[k], &label)))
                 json_array_append_new(*labels, json_string(label));
         }
         ct_corpus_paths_free(paths, np);
-        free(pattern);
+        if (rc)
+            break;
     }
+    json_decref(patterns);
     if (!rc && json_array_size(*labels) == 0)
-        rc = ct_error_set(CT_EINVAL, "%s: corpus.files lists no file", ct_recipe_path(r));
+        rc = ct_error_set(CT_EINVAL, "%s: the corpus lists no file", ct_recipe_path(r));
     if (rc) {
         json_decref(*labels);
         *labels = NULL;
@@ -393,12 +501,23 @@ int ct_steps_corpus_available(ct_plan *plan, const ct_recipe *r)
 {
     int all = 1;
     const char *download = json_string_value(ct_recipe_get(r, "corpus.download"));
-    for (size_t i = 0; i < json_array_size(ct_recipe_get(r, "corpus.files")); i++) {
-        char dotted[64], *pattern = NULL, **paths = NULL;
+    if (corpus_check(r)) {
+        ct_error_clear();
+        return 1; /* ct_steps_corpus_sources reports it */
+    }
+    json_t *patterns = corpus_patterns(r);
+    int mix = ct_recipe_get(r, "corpus.mix") != NULL;
+    char *first = NULL, *also = strdup(""), *hint = NULL;
+    for (size_t i = 0; i < json_array_size(patterns); i++) {
+        char *pattern = NULL, **paths = NULL;
         size_t np = 0;
-        snprintf(dotted, sizeof dotted, "corpus.files.%zu", i);
+        const char *dotted = json_string_value(json_array_get(patterns, i));
         if (ct_recipe_resolve_path(r, dotted, &pattern)) {
             ct_error_clear();
+            json_decref(patterns);
+            free(first);
+            free(also);
+            free(hint);
             return 1; /* ct_steps_corpus_sources reports it */
         }
         const char *pp = pattern;
@@ -410,7 +529,14 @@ int ct_steps_corpus_available(ct_plan *plan, const ct_recipe *r)
         }
         ct_corpus_paths_free(paths, np);
         ct_error_clear();
-        if (!found) {
+        if (!found && mix && !all) { /* a mixture's missing languages make one note */
+            size_t n = strlen(also) + strlen(pattern) + strlen(dotted) + 8;
+            char *more = malloc(n);
+            if (more)
+                snprintf(more, n, "%s, %s (%s)", also, pattern, dotted);
+            free(also);
+            also = more ? more : strdup("");
+        } else if (!found) {
             /* The directory the files are expected in: the pattern up to the last '/'
              * before its first glob character. */
             size_t glob = strcspn(pattern, "*?["), cut = 0;
@@ -418,23 +544,101 @@ int ct_steps_corpus_available(ct_plan *plan, const ct_recipe *r)
                 if (pattern[k] == '/')
                     cut = k;
             char *dir = cut ? strndup(pattern, cut) : strdup(pattern[0] == '/' ? "/" : ".");
-            char *hint = download && *download && dir ? download_hint(download, dir) : NULL;
-            ct_plan_missing(plan, "corpus: no file matches %s (%s); %s%s", pattern, dotted,
-                         hint ? "get the corpus from " : "put the corpus files there",
-                         hint ? hint : "");
+            free(first);
+            first = malloc(strlen(pattern) + strlen(dotted) + 8);
+            if (first)
+                sprintf(first, "%s (%s)", pattern, dotted);
             free(hint);
+            hint = download && *download && dir ? download_hint(download, dir) : NULL;
+            if (!mix)
+                ct_plan_missing(plan, "corpus: no file matches %s; %s%s", first ? first : pattern,
+                                hint ? "get the corpus from " : "put the corpus files there", hint ? hint : "");
             free(dir);
             all = 0;
         }
         free(pattern);
     }
+    if (mix && !all)
+        ct_plan_missing(plan, "corpus: no file matches %s%s; %s%s", first ? first : "?", also ? also : "",
+                        hint ? "get the corpus from " : "put the corpus files there", hint ? hint : "");
+    free(first);
+    free(also);
+    free(hint);
+    json_decref(patterns);
     return all;
 }
 
 json_t *ct_steps_corpus_params(const ct_recipe *r)
 {
-    return json_pack("{s:O, s:O}", "format", ct_recipe_get(r, "corpus.format"), "text_field",
-                     ct_recipe_get(r, "corpus.text_field"));
+    json_t *params = json_pack("{s:O, s:O}", "format", ct_recipe_get(r, "corpus.format"), "text_field",
+                               ct_recipe_get(r, "corpus.text_field"));
+    const char **codes;
+    size_t n;
+    if (!ct_recipe_get(r, "corpus.mix") || mix_codes(r, &codes, &n)) {
+        ct_error_clear();
+        return params;
+    }
+    /* Per language (sorted codes, as the corpus inputs are listed): its weight and how
+     * many of the corpus inputs, in order, are its files. */
+    json_t *mix = json_array();
+    for (size_t l = 0; l < n; l++) {
+        char dotted[300];
+        size_t nfiles = 0;
+        snprintf(dotted, sizeof dotted, "corpus.mix.%s.files", codes[l]);
+        for (size_t i = 0; i < json_array_size(ct_recipe_get(r, dotted)); i++) {
+            char one[340], **paths;
+            size_t np;
+            snprintf(one, sizeof one, "%s.%zu", dotted, i);
+            if (expand_at(r, one, &paths, &np) == 0)
+                nfiles += np;
+            ct_error_clear(); /* ct_steps_corpus_sources reports it */
+            ct_corpus_paths_free(paths, np);
+        }
+        snprintf(dotted, sizeof dotted, "corpus.mix.%s.weight", codes[l]);
+        json_array_append_new(mix, json_pack("{s:s, s:O, s:I}", "language", codes[l], "weight",
+                                             ct_recipe_get(r, dotted), "files", (json_int_t)nfiles));
+    }
+    free(codes);
+    json_object_set_new(params, "mix", mix);
+    return params;
+}
+
+int ct_steps_corpus_open(ct_step_ctx *ctx, const char *input, ct_corpus **out)
+{
+    *out = NULL;
+    json_t *p = ct_step_params(ctx), *mix = json_object_get(p, "mix"), *l;
+    const char *field = json_string_value(json_object_get(p, "text_field"));
+    ct_corpus_format fmt;
+    int rc = ct_corpus_format_parse(json_string_value(json_object_get(p, "format")), &fmt);
+    size_t nf = ct_step_input_count(ctx, input), nl = json_array_size(mix), used = 0, i;
+    const char **files = calloc(nf + 1, sizeof *files);
+    ct_corpus_lang_spec *langs = calloc(nl + 1, sizeof *langs);
+    if (!rc && (!files || !langs))
+        rc = ct_error_set(CT_ENOMEM, "out of memory");
+    for (i = 0; i < nf && !rc; i++)
+        files[i] = ct_step_input_path(ctx, input, i);
+    json_array_foreach(mix, i, l) {
+        json_int_t n = json_integer_value(json_object_get(l, "files"));
+        if (rc)
+            break;
+        if (n < 1 || (size_t)n > nf - used) {
+            rc = ct_error_set(CT_EINVAL, "%s: corpus language %s has %lld of the %zu corpus inputs left, %zu",
+                              ct_step_label(ctx), json_string_value(json_object_get(l, "language")),
+                              (long long)n, nf, nf - used);
+            break;
+        }
+        langs[i] = (ct_corpus_lang_spec){json_string_value(json_object_get(l, "language")), files + used,
+                                         (size_t)n, json_number_value(json_object_get(l, "weight"))};
+        used += (size_t)n;
+    }
+    if (!rc && nl && used != nf)
+        rc = ct_error_set(CT_EINVAL, "%s: the corpus languages name %zu of the %zu corpus inputs",
+                          ct_step_label(ctx), used, nf);
+    if (!rc)
+        rc = nl ? ct_corpus_open_mix(langs, nl, fmt, field, out) : ct_corpus_open(files, nf, fmt, field, out);
+    free(files);
+    free(langs);
+    return rc;
 }
 
 int ct_steps_checkpoints_plannable(const ct_recipe *r)

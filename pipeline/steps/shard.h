@@ -23,6 +23,7 @@
 #define CT_STEPS_SHARD_H
 
 #include "cache/cache.h"
+#include "models/corpus/corpus.h"
 #include "pipeline/plan.h"
 #include "pipeline/recipe/recipe.h"
 #include "pipeline/step.h"
@@ -93,16 +94,25 @@ int ct_steps_budget_of(const ct_recipe *r, ct_steps_budget *out);
 /* Shards of `n` sequences at `per_shard` each. */
 size_t ct_steps_n_shards(long long n, long long per_shard);
 
-/* Adds the recipe's corpus files (corpus.files: paths or globs, resolved relative to
- * the recipe) as sources; *labels is a new array of their labels. A glob matching
- * nothing is an error naming the pattern. */
+/* Adds the recipe's corpus files (corpus.files, or corpus.mix's languages in sorted
+ * order, each language's files in order: paths or globs, resolved relative to the
+ * recipe) as sources; *labels is a new array of their labels. A glob matching nothing
+ * is an error naming the pattern, as is a corpus with both or neither of files and mix
+ * (file:line:column of the recipe). */
 int ct_steps_corpus_sources(ct_plan *plan, const ct_recipe *r, json_t **labels);
-/* 1 when every corpus.files entry names at least one file; otherwise 0, with a plan
+/* 1 when every corpus pattern names at least one file; otherwise 0, with a plan
  * note per missing pattern saying where the files are expected and how to get them
  * (corpus.download), so `plan` works before the corpus is downloaded. */
 int ct_steps_corpus_available(ct_plan *plan, const ct_recipe *r);
-/* The corpus parameters every corpus-reading step carries (format, text_field). */
+/* The corpus parameters every corpus-reading step carries (format, text_field; with
+ * corpus.mix also "mix": [{language, weight, files: how many of the corpus inputs, in
+ * order, are that language's}]). A recipe without corpus.mix gets exactly the
+ * parameters it always had, so its keys do not change. */
 json_t *ct_steps_corpus_params(const ct_recipe *r);
+/* At run time: opens the step's corpus from those parameters and input `input` (the
+ * labels of ct_steps_corpus_sources): a single stream, or the mixture
+ * (ct_corpus_open_mix) when the parameters have "mix". */
+int ct_steps_corpus_open(ct_step_ctx *ctx, const char *input, ct_corpus **out);
 
 /* 1 when every checkpoint of the recipe can be planned (pretrain: sources need a
  * pretrain section). */

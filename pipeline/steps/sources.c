@@ -101,20 +101,12 @@ int ct_steps_source_checkpoint(ct_plan *plan, const char *source, const char **l
     return rc;
 }
 
-/* The per-user directory materialised checkpoints live in: created 0700 and refused
- * when it is not a directory of this user (a shared /tmp must not hand us another
- * user's files or a link). */
-static int materialise_root(char *out, size_t n)
+/* Materialised checkpoints live beside the cache's database, in checkpoints/<artifact
+ * sha256>: on the same local filesystem, owned by the cache's user, and derived data
+ * (deleting the folder only costs writing them again). */
+static int materialise_root(ct_step_ctx *ctx, char *out, size_t n)
 {
-    const char *tmp = getenv("TMPDIR");
-    char base[PATH_MAX];
-    snprintf(base, sizeof base, "%s/crosstime-%u", tmp && *tmp ? tmp : "/tmp", (unsigned)getuid());
-    struct stat st;
-    if (mkdir(base, 0700) != 0 && errno != EEXIST)
-        return ct_error_set(CT_EIO, "%s: cannot create the directory: %s", base, strerror(errno));
-    if (lstat(base, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != getuid())
-        return ct_error_set(CT_EIO, "%s: not a directory owned by this user", base);
-    snprintf(out, n, "%s/checkpoints", base);
+    snprintf(out, n, "%s/checkpoints", ct_step_cache_dir(ctx));
     if (mkdir(out, 0700) != 0 && errno != EEXIST)
         return ct_error_set(CT_EIO, "%s: cannot create the directory: %s", out, strerror(errno));
     return 0;
@@ -142,7 +134,7 @@ int ct_steps_checkpoint_dir(ct_step_ctx *ctx, const char *name, size_t i, char *
     size_t len = 0;
     snprintf(label, sizeof label, "%s: input %s", ct_step_label(ctx), name);
     json_t *record;
-    int rc = materialise_root(root, sizeof root);
+    int rc = materialise_root(ctx, root, sizeof root);
     if (!rc)
         rc = ct_step_input_record(ctx, name, i, &record);
     /* the cache's digest of the artifact names the directory: no need to read the

@@ -18,7 +18,7 @@ int ct_steps_source_checkpoint(ct_plan *plan, const char *source, const char **l
 /* At run time: the Hugging Face directory of checkpoint input `name`[i], to load with
  * ct_model_load / ct_ckpt_open. For a source it is the source's path; for a pretrain
  * save point it is the checkpoint materialised from the artifact under
- * $TMPDIR/crosstime-<uid>/checkpoints/<the artifact's SHA-256 from its record> (written to a
+ * <cache directory>/checkpoints/<the artifact's SHA-256 from its record> (written to a
  * temporary directory and renamed into place, so readers never see a partial one,
  * and reused by every later step). *dir is malloc'd. */
 int ct_steps_checkpoint_dir(ct_step_ctx *ctx, const char *name, size_t i, char **dir);

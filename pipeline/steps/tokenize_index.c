@@ -9,14 +9,22 @@
  *
  * A sequence is the first corpus.seq_len tokens of a document (METHOD §1): shorter
  * documents are skipped, longer ones truncated. No BOS is added: the tokenizer adds no
- * special tokens, and the first position of every sequence is dropped downstream. */
+ * special tokens, and the first position of every sequence is dropped downstream.
+ *
+ * With corpus.mix the documents come from the language mixture (models/corpus:
+ * weighted round-robin over the languages, ct_steps_corpus_open), numbered in the
+ * order drawn, which pretrain_tokens repeats; the artifact then ends with the language
+ * table (langtab.h: each sequence's language) and the summary counts the sequences
+ * per language. */
 #include "common/error.h"
 #include "models/checkpoint/checkpoint.h"
 #include "models/corpus/corpus.h"
 #include "models/tokenizer/tokenizer.h"
 #include "pipeline/plan.h"
 #include "pipeline/step.h"
+#include "pipeline/steps/langtab.h"
 #include "pipeline/steps/shard.h"
+#include "pipeline/steps/sources.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,8 +105,8 @@ static int plan_index(ct_plan *plan, const ct_recipe *recipe)
         return rc;
     }
     if (json_object_size(ct_recipe_get(recipe, "corpus.languages")))
-        ct_plan_note(plan, "corpus.languages: language weighting is not implemented yet; documents are "
-                           "read in file order");
+        ct_plan_note(plan, "corpus.languages is not used: weight languages with corpus.mix "
+                           "(language -> {files, weight})");
     json_t *params = ct_steps_corpus_params(recipe);
     json_object_set_new(params, "seq_len", json_integer(b.seq_len));
     json_object_set_new(params, "n_seq", json_integer(b.n_train + b.n_val + b.n_test));
@@ -106,45 +114,23 @@ static int plan_index(ct_plan *plan, const ct_recipe *recipe)
                        json_pack("{s:o, s:s}", "corpus", corpus, "tokenizer", tok));
 }
 
-/* The tokenizer from a source file or an upstream artifact. */
-static int load_tokenizer(ct_step_ctx *ctx, ct_tokenizer **tok)
-{
-    const char *path = ct_step_input_path(ctx, "tokenizer", 0);
-    if (path)
-        return ct_tok_load(path, tok);
-    char *json;
-    size_t len;
-    int rc = ct_steps_read_input(ctx, "tokenizer", 0, &json, &len);
-    if (rc)
-        return rc;
-    rc = ct_tok_load_json(json, len, "tokenizer artifact", tok);
-    free(json);
-    return rc;
-}
-
 static int run_index(ct_step_ctx *ctx)
 {
     json_t *p = ct_step_params(ctx);
     long long T = json_integer_value(json_object_get(p, "seq_len"));
     long long n = json_integer_value(json_object_get(p, "n_seq"));
-    ct_corpus_format fmt;
-    int rc = ct_corpus_format_parse(json_string_value(json_object_get(p, "format")), &fmt);
-    if (rc)
-        return rc;
-    size_t nf = ct_step_input_count(ctx, "corpus");
-    const char **files = calloc(nf + 1, sizeof *files);
     uint64_t *seq_index = malloc((size_t)n * 8 + 8), *doc_index = malloc((size_t)n * 8 + 8);
+    uint8_t *lang = malloc((size_t)n + 1);
     ct_tokenizer *tok = NULL;
     ct_corpus *c = NULL;
     ct_blob_writer *w = NULL;
-    if (!files || !seq_index || !doc_index)
+    int rc = 0;
+    if (!seq_index || !doc_index || !lang)
         rc = ct_error_set(CT_ENOMEM, "out of memory");
-    for (size_t i = 0; i < nf && !rc; i++)
-        files[i] = ct_step_input_path(ctx, "corpus", i);
     if (!rc)
-        rc = load_tokenizer(ctx, &tok);
+        rc = ct_steps_load_tokenizer(ctx, "tokenizer", &tok);
     if (!rc)
-        rc = ct_corpus_open(files, nf, fmt, json_string_value(json_object_get(p, "text_field")), &c);
+        rc = ct_steps_corpus_open(ctx, "corpus", &c);
     if (!rc)
         rc = ct_step_output(ctx, &w);
     if (!rc)
@@ -171,6 +157,7 @@ static int run_index(ct_step_ctx *ctx)
         } else if (nid >= (size_t)T) {
             seq_index[got] = (uint64_t)got;
             doc_index[got] = (uint64_t)docs;
+            lang[got] = (uint8_t)(ct_corpus_lang(c) < 0 ? 0 : ct_corpus_lang(c));
             rc = ct_steps_write_i32(w, ids, (size_t)T);
             got++;
             if (got % 64 == 0) {
@@ -182,24 +169,41 @@ static int run_index(ct_step_ctx *ctx)
         free(ids);
         docs++;
     }
+    size_t nf = ct_corpus_n_files(c), nl = ct_corpus_n_langs(c);
     if (!rc && got < n)
         rc = ct_error_set(CT_EINVAL, "%s: the corpus (%zu files, first %s) has only %lld documents of at "
                           "least %lld tokens; the recipe needs %lld sequences (train + val + test)",
-                          ct_step_label(ctx), nf, nf ? files[0] : "-", got, T, n);
+                          ct_step_label(ctx), nf, nf ? ct_corpus_file(c, 0) : "-", got, T, n);
     if (!rc)
         rc = ct_steps_write_u64(w, seq_index, (size_t)n);
     if (!rc)
         rc = ct_steps_write_u64(w, doc_index, (size_t)n);
+    const char *names[CT_CORPUS_MAX_LANGS];
+    for (size_t l = 0; l < nl; l++)
+        names[l] = ct_corpus_lang_name(c, l);
+    if (!rc && nl)
+        rc = ct_langtab_write(w, names, nl, lang, (uint64_t)n);
     if (!rc) {
         ct_progress_update(prog, (double)got);
-        ct_step_set_summary(ctx, json_pack("{s:I, s:I, s:I}", "sequences", (json_int_t)got, "documents",
-                                           (json_int_t)docs, "seq_len", (json_int_t)T));
+        json_t *summary = json_pack("{s:I, s:I, s:I}", "sequences", (json_int_t)got, "documents",
+                                    (json_int_t)docs, "seq_len", (json_int_t)T);
+        if (nl) { /* sequences per language, in the mixture's order */
+            json_t *per = json_object();
+            for (size_t l = 0; l < nl; l++) {
+                json_int_t k = 0;
+                for (long long i = 0; i < n; i++)
+                    k += lang[i] == l;
+                json_object_set_new(per, names[l], json_integer(k));
+            }
+            json_object_set_new(summary, "languages", per);
+        }
+        ct_step_set_summary(ctx, summary);
     }
     ct_corpus_close(c);
     ct_tok_free(tok);
-    free(files);
     free(seq_index);
     free(doc_index);
+    free(lang);
     return rc;
 }
 

@@ -87,11 +87,5 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_cuda_matches_cpu);
     suite_add_tcase(s, tc);
-    /* No fork per test: main has initialised CUDA, and a CUDA context does not survive fork(). */
-    SRunner *sr = srunner_create(s);
-    srunner_set_fork_status(sr, CK_NOFORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return ct_test_run_forking(s, 0); /* main has initialised CUDA */
 }

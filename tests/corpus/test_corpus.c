@@ -1,8 +1,13 @@
 /* The corpus reader: text and jsonl documents from plain and compressed files, glob
- * expansion in byte order, errors with file:line, and the shipped corpora. */
+ * expansion in byte order, errors with file:line, and the shipped corpora. Language
+ * mixtures (ct_corpus_open_mix): the drawing order against an independent smooth
+ * weighted round-robin in exact integers, proportions over a long stream, determinism,
+ * each language's files in order, a language running out, the language and file of
+ * every document, and errors. */
 #include <archive.h>
 #include <archive_entry.h>
 #include <ftw.h>
+#include <math.h>
 #include <stdint.h>
 
 #include "common/error.h"
@@ -410,6 +415,325 @@ START_TEST(test_shipped_corpora)
 }
 END_TEST
 
+/* --- language mixtures --------------------------------------------------------- */
+
+/* dir/<lang>-<f>.txt with `n` documents "<lang> <f> <i>". */
+static void write_lang_file(const char *dir, const char *lang, int f, int n)
+{
+    char p[512];
+    snprintf(p, sizeof p, "%s/%s-%d.txt", dir, lang, f);
+    FILE *fp = fopen(p, "w");
+    ck_assert_ptr_nonnull(fp);
+    for (int i = 0; i < n; i++)
+        fprintf(fp, "%s %d %d\n", lang, f, i);
+    ck_assert_int_eq(fclose(fp), 0);
+}
+
+typedef struct {
+    char pattern[512];
+    const char *files[1];
+} lang_files;
+
+static void lang_glob(lang_files *lf, const char *dir, const char *lang)
+{
+    snprintf(lf->pattern, sizeof lf->pattern, "%s/%s-*.txt", dir, lang);
+    lf->files[0] = lf->pattern;
+}
+
+/* The reference: smooth weighted round-robin over integer weights, ties to the lower
+ * index, with a language leaving (and its draw taken back) once `left` says it is
+ * empty. Returns the language of draw number `n` (0-based) by replaying from scratch. */
+typedef struct {
+    int L;
+    long long w[8], credit[8];
+    int active[8];
+} swrr;
+
+static int swrr_next(swrr *s, const long long *left)
+{
+    for (;;) {
+        long long total = 0;
+        int best = -1;
+        for (int i = 0; i < s->L; i++)
+            if (s->active[i]) {
+                s->credit[i] += s->w[i];
+                total += s->w[i];
+                if (best < 0 || s->credit[i] > s->credit[best])
+                    best = i;
+            }
+        if (best < 0)
+            return -1;
+        s->credit[best] -= total;
+        if (left[best] > 0)
+            return best;
+        for (int i = 0; i < s->L; i++)
+            if (s->active[i])
+                s->credit[i] -= s->w[i];
+        s->credit[best] += total;
+        s->active[best] = 0;
+    }
+}
+
+/* Parses "<lang> <f> <i>". */
+static void parse_doc(const char *text, size_t len, char *lang, int *f, int *i)
+{
+    char buf[64];
+    ck_assert_uint_lt(len, sizeof buf);
+    memcpy(buf, text, len);
+    buf[len] = 0;
+    ck_assert_int_eq(sscanf(buf, "%7s %d %d", lang, f, i), 3);
+}
+
+START_TEST(test_mix_matches_reference_and_reads_files_in_order)
+{
+    char dir[256];
+    ct_test_tmpdir(dir, sizeof dir, "mix-ref");
+    /* weights 1, 0.5, 0.25 scale exactly to the integers 4, 2, 1 */
+    const char *names[3] = {"en", "fr", "pt"};
+    const int docs[3][2] = {{500, 700}, {300, 20}, {90, 60}};
+    const double weights[3] = {1, 0.5, 0.25};
+    lang_files lf[3];
+    ct_corpus_lang_spec spec[3];
+    for (int l = 0; l < 3; l++) {
+        for (int f = 0; f < 2; f++)
+            write_lang_file(dir, names[l], f, docs[l][f]);
+        lang_glob(&lf[l], dir, names[l]);
+        spec[l] = (ct_corpus_lang_spec){names[l], lf[l].files, 1, weights[l]};
+    }
+    ct_corpus *c;
+    ck_assert_msg(ct_corpus_open_mix(spec, 3, CT_CORPUS_TEXT, NULL, &c) == 0, "%s", ct_error_message());
+    ck_assert_uint_eq(ct_corpus_n_langs(c), 3);
+    ck_assert_str_eq(ct_corpus_lang_name(c, 1), "fr");
+    ck_assert_ptr_null(ct_corpus_lang_name(c, 3));
+    ck_assert_int_eq(ct_corpus_lang(c), -1);
+    ck_assert_uint_eq(ct_corpus_n_files(c), 6);
+    ck_assert_ptr_nonnull(strstr(ct_corpus_file(c, 2), "/fr-0.txt"));
+    ck_assert_ptr_nonnull(strstr(ct_corpus_file(c, 5), "/pt-1.txt"));
+    ck_assert_ptr_null(ct_corpus_file(c, 6));
+
+    swrr ref = {3, {4, 2, 1}, {0}, {1, 1, 1}};
+    long long left[3], total = 0;
+    int next_f[3] = {0}, next_i[3] = {0};
+    for (int l = 0; l < 3; l++) {
+        left[l] = docs[l][0] + docs[l][1];
+        total += left[l];
+    }
+    long long n = 0;
+    const char *text;
+    size_t len;
+    int more;
+    while ((more = ct_corpus_next(c, &text, &len)) == 1) {
+        int want = swrr_next(&ref, left);
+        ck_assert_int_ge(want, 0);
+        ck_assert_msg(ct_corpus_lang(c) == want, "document %lld: language %d, reference %d", n, ct_corpus_lang(c),
+                      want);
+        char lang[8];
+        int f, i;
+        parse_doc(text, len, lang, &f, &i);
+        ck_assert_str_eq(lang, names[want]);
+        /* each language's files in order, each file's lines in order */
+        ck_assert_int_eq(f, next_f[want]);
+        ck_assert_int_eq(i, next_i[want]);
+        if (++next_i[want] == docs[want][f]) {
+            next_f[want]++;
+            next_i[want] = 0;
+        }
+        const char *file;
+        size_t line;
+        ct_corpus_where(c, &file, &line);
+        char suffix[32];
+        snprintf(suffix, sizeof suffix, "/%s-%d.txt", names[want], f);
+        ck_assert_ptr_nonnull(strstr(file, suffix));
+        ck_assert_uint_eq(line, (size_t)i + 1);
+        left[want]--;
+        n++;
+    }
+    ck_assert_int_eq(more, 0);
+    ck_assert_int_eq(n, total); /* every document of every language */
+    ck_assert_int_eq(swrr_next(&ref, left), -1);
+    ck_assert_int_eq(ct_corpus_lang(c), -1);
+    ck_assert_int_eq(ct_corpus_next(c, &text, &len), 0);
+    ct_corpus_close(c);
+    rm_tree(dir);
+}
+END_TEST
+
+/* While every language has documents, any prefix of n draws holds each language
+ * within one draw per language of n times its share; weights need not be exact in
+ * binary (METHOD §1's BLOOM weights). */
+START_TEST(test_mix_proportions_and_determinism)
+{
+    char dir[256];
+    ct_test_tmpdir(dir, sizeof dir, "mix-prop");
+    static const char *const names[10] = {"en", "zh", "fr", "es", "pt", "ar", "vi", "hi", "id", "bn"};
+    static const double w[10] = {.35, .19, .15, .13, .06, .05, .03, .02, .01, .01};
+    enum { N = 6000 };
+    lang_files lf[10];
+    ct_corpus_lang_spec spec[10];
+    for (int l = 0; l < 10; l++) {
+        write_lang_file(dir, names[l], 0, N); /* enough that none runs out */
+        lang_glob(&lf[l], dir, names[l]);
+        spec[l] = (ct_corpus_lang_spec){names[l], lf[l].files, 1, w[l]};
+    }
+    ct_corpus *a, *b;
+    ck_assert_int_eq(ct_corpus_open_mix(spec, 10, CT_CORPUS_TEXT, NULL, &a), 0);
+    ck_assert_int_eq(ct_corpus_open_mix(spec, 10, CT_CORPUS_TEXT, NULL, &b), 0);
+    long long count[10] = {0};
+    double W = 0;
+    for (int l = 0; l < 10; l++)
+        W += w[l];
+    double worst = 0;
+    for (int n = 1; n <= N; n++) {
+        const char *ta, *tb;
+        size_t la, lb;
+        ck_assert_int_eq(ct_corpus_next(a, &ta, &la), 1);
+        ck_assert_int_eq(ct_corpus_next(b, &tb, &lb), 1);
+        /* two readers of one mixture: the same documents in the same order */
+        ck_assert_int_eq(ct_corpus_lang(a), ct_corpus_lang(b));
+        ck_assert(la == lb && memcmp(ta, tb, la) == 0);
+        count[ct_corpus_lang(a)]++;
+        for (int l = 0; l < 10; l++) {
+            double dev = fabs((double)count[l] - n * w[l] / W);
+            if (dev > worst)
+                worst = dev;
+        }
+    }
+    ck_assert_msg(worst <= 10, "a language strayed %g documents from its share", worst);
+    /* the shares themselves, over the whole stream */
+    for (int l = 0; l < 10; l++)
+        ck_assert_msg(fabs((double)count[l] / N - w[l] / W) < 0.002, "%s: %lld of %d", names[l], count[l], N);
+    ct_corpus_close(a);
+    ct_corpus_close(b);
+    rm_tree(dir);
+}
+END_TEST
+
+/* A language that runs out drops out; the others keep their proportions. */
+START_TEST(test_mix_exhaustion)
+{
+    char dir[256];
+    ct_test_tmpdir(dir, sizeof dir, "mix-end");
+    const char *names[3] = {"a", "b", "c"};
+    write_lang_file(dir, "a", 0, 7);
+    write_lang_file(dir, "b", 0, 1000);
+    write_lang_file(dir, "c", 0, 1000);
+    lang_files lf[3];
+    ct_corpus_lang_spec spec[3];
+    const double w[3] = {3, 2, 1};
+    for (int l = 0; l < 3; l++) {
+        lang_glob(&lf[l], dir, names[l]);
+        spec[l] = (ct_corpus_lang_spec){names[l], lf[l].files, 1, w[l]};
+    }
+    ct_corpus *c;
+    ck_assert_int_eq(ct_corpus_open_mix(spec, 3, CT_CORPUS_TEXT, NULL, &c), 0);
+    long long count[3] = {0}, after[3] = {0}, n = 0;
+    const char *text;
+    size_t len;
+    int more;
+    while ((more = ct_corpus_next(c, &text, &len)) == 1) {
+        int l = ct_corpus_lang(c);
+        ck_assert(l >= 0 && l < 3);
+        ck_assert_int_eq(text[0], names[l][0]);
+        count[l]++;
+        if (count[0] == 7 && l != 0)
+            after[l]++;
+        n++;
+        /* until b or c runs out, after a has: b twice as often as c */
+        if (count[0] == 7 && count[1] < 1000 && count[2] < 1000)
+            ck_assert_msg(llabs(after[1] - 2 * after[2]) <= 3, "b %lld, c %lld after a ran out", after[1],
+                          after[2]);
+    }
+    ck_assert_int_eq(more, 0);
+    ck_assert_int_eq(count[0], 7);
+    ck_assert_int_eq(count[1], 1000);
+    ck_assert_int_eq(count[2], 1000);
+    ck_assert_int_eq(n, 2007);
+    ct_corpus_close(c);
+    rm_tree(dir);
+}
+END_TEST
+
+START_TEST(test_mix_errors)
+{
+    char dir[256], bad[512];
+    ct_test_tmpdir(dir, sizeof dir, "mix-err");
+    write_lang_file(dir, "en", 0, 3);
+    lang_files en;
+    lang_glob(&en, dir, "en");
+    ct_corpus *c = (ct_corpus *)1;
+    ct_corpus_lang_spec spec[2] = {{"en", en.files, 1, 1}, {"fr", en.files, 1, 1}};
+    ck_assert_int_eq(ct_corpus_open_mix(spec, 0, CT_CORPUS_TEXT, NULL, &c), CT_EINVAL);
+    ck_assert_ptr_null(c);
+    static const double bad_w[3] = {0, -1, NAN};
+    for (int k = 0; k < 3; k++) {
+        spec[1].weight = bad_w[k];
+        ck_assert_int_eq(ct_corpus_open_mix(spec, 2, CT_CORPUS_TEXT, NULL, &c), CT_EINVAL);
+        ck_assert_msg(strstr(ct_error_message(), "fr") && strstr(ct_error_message(), "weight"), "%s",
+                      ct_error_message());
+    }
+    spec[1].weight = INFINITY;
+    ck_assert_int_eq(ct_corpus_open_mix(spec, 2, CT_CORPUS_TEXT, NULL, &c), CT_EINVAL);
+    spec[1].weight = 1;
+    spec[1].name = "en";
+    ck_assert_int_eq(ct_corpus_open_mix(spec, 2, CT_CORPUS_TEXT, NULL, &c), CT_EINVAL);
+    ck_assert_ptr_nonnull(strstr(ct_error_message(), "twice"));
+    spec[1].name = "";
+    ck_assert_int_eq(ct_corpus_open_mix(spec, 2, CT_CORPUS_TEXT, NULL, &c), CT_EINVAL);
+    spec[1].name = "fr";
+    spec[1].n_files = 0;
+    ck_assert_int_eq(ct_corpus_open_mix(spec, 2, CT_CORPUS_TEXT, NULL, &c), CT_EINVAL);
+    ck_assert_ptr_nonnull(strstr(ct_error_message(), "fr"));
+    /* a pattern matching nothing names the language and the pattern */
+    snprintf(bad, sizeof bad, "%s/fr-*.txt", dir);
+    const char *fr[1] = {bad};
+    spec[1] = (ct_corpus_lang_spec){"fr", fr, 1, 1};
+    ck_assert_int_eq(ct_corpus_open_mix(spec, 2, CT_CORPUS_TEXT, NULL, &c), CT_ENOTFOUND);
+    ck_assert_msg(strstr(ct_error_message(), "language fr") && strstr(ct_error_message(), "fr-*.txt"), "%s",
+                  ct_error_message());
+    ck_assert_ptr_null(c);
+    /* a bad document in one language: the error names its file and line */
+    snprintf(bad, sizeof bad, "%s/fr-0.txt", dir);
+    FILE *f = fopen(bad, "wb");
+    ck_assert_ptr_nonnull(f);
+    fputs("bon\n\xff\xfe\n", f);
+    fclose(f);
+    ck_assert_int_eq(ct_corpus_open_mix(spec, 2, CT_CORPUS_TEXT, NULL, &c), 0);
+    const char *text;
+    size_t len;
+    int rc, n = 0;
+    while ((rc = ct_corpus_next(c, &text, &len)) == 1)
+        n++;
+    ck_assert_int_eq(rc, CT_EINVAL);
+    ck_assert_int_eq(n, 3); /* en 0, fr 0, en 1; then fr's second line */
+    ck_assert_msg(strstr(ct_error_message(), "fr-0.txt:2"), "%s", ct_error_message());
+    ck_assert_int_eq(ct_corpus_next(c, &text, &len), 0); /* it stays at the end */
+    ct_corpus_close(c);
+    ct_corpus_close(NULL);
+    rm_tree(dir);
+}
+END_TEST
+
+/* A single stream has no languages. */
+START_TEST(test_single_stream_has_no_language)
+{
+    char dir[256];
+    ct_test_tmpdir(dir, sizeof dir, "mix-one");
+    write_lang_file(dir, "en", 0, 2);
+    lang_files en;
+    lang_glob(&en, dir, "en");
+    ct_corpus *c;
+    ck_assert_int_eq(ct_corpus_open(en.files, 1, CT_CORPUS_TEXT, NULL, &c), 0);
+    const char *text;
+    size_t len;
+    ck_assert_int_eq(ct_corpus_next(c, &text, &len), 1);
+    ck_assert_int_eq(ct_corpus_lang(c), -1);
+    ck_assert_uint_eq(ct_corpus_n_langs(c), 0);
+    ck_assert_ptr_null(ct_corpus_lang_name(c, 0));
+    ct_corpus_close(c);
+    rm_tree(dir);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("corpus");
@@ -422,6 +746,11 @@ int main(void)
     tcase_add_test(tc, test_glob);
     tcase_add_test(tc, test_invalid_utf8);
     tcase_add_test(tc, test_shipped_corpora);
+    tcase_add_test(tc, test_mix_matches_reference_and_reads_files_in_order);
+    tcase_add_test(tc, test_mix_proportions_and_determinism);
+    tcase_add_test(tc, test_mix_exhaustion);
+    tcase_add_test(tc, test_mix_errors);
+    tcase_add_test(tc, test_single_stream_has_no_language);
     suite_add_tcase(s, tc);
     return ct_test_run(s);
 }

@@ -371,14 +371,8 @@ int main(void)
 #endif
     suite_add_tcase(s, tc);
 #ifdef CT_HAVE_CUDA
-    /* No fork per test: main has initialised CUDA, and a CUDA context does not survive fork(). */
     tcase_set_timeout(tc, 120);
-    SRunner *sr = srunner_create(s);
-    srunner_set_fork_status(sr, CK_NOFORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return ct_test_run_forking(s, 0); /* main has initialised CUDA */
 #else
     return ct_test_run(s);
 #endif

@@ -234,12 +234,7 @@ int main(void)
     tcase_add_test(tc, test_ops);
     tcase_add_loop_test(tc, test_model_cuda, 0, 5);
     suite_add_tcase(s, tc);
-    /* No fork per test: a CUDA context does not survive fork(). */
-    SRunner *sr = srunner_create(s);
-    srunner_set_fork_status(sr, CK_NOFORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int rc = srunner_ntests_failed(sr) ? EXIT_FAILURE : EXIT_SUCCESS;
-    srunner_free(sr);
+    int rc = ct_test_run_forking(s, 0); /* a CUDA context does not survive fork() */
     ct_kern_free(CPU);
     ct_kern_free(GPU);
     return rc;

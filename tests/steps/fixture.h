@@ -236,4 +236,27 @@ static inline void fx_world_close(fx_world *w)
     ct_recipe_free(w->recipe);
 }
 
+/* Writes the first `n` paragraphs of at least FX_MIN_BYTES bytes of the shipped corpus
+ * file `rel` (relative to the source tree) to `path`, one per line. */
+static inline void fx_paragraphs(const char *rel, const char *path, int n)
+{
+    char src[PATH_MAX];
+    const char *files[1] = {ct_test_src(src, sizeof src, rel)};
+    ct_corpus *c;
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(ct_corpus_open(files, 1, CT_CORPUS_TEXT, NULL, &c), 0);
+    const char *text;
+    size_t len;
+    int docs = 0;
+    while (docs < n && ct_corpus_next(c, &text, &len) == 1)
+        if (len >= FX_MIN_BYTES && !memchr(text, '\0', len)) {
+            fprintf(f, "%.*s\n", (int)len, text);
+            docs++;
+        }
+    ck_assert_int_eq(docs, n);
+    fclose(f);
+    ct_corpus_close(c);
+}
+
 #endif

@@ -26,14 +26,19 @@ static inline const char *ct_test_src(char *buf, size_t n, const char *rel)
     return buf;
 }
 
-/* Runs `suite` with Check and returns the process exit status. */
-static inline int ct_test_run(Suite *s)
+/* Runs the suite with Check and returns the process exit status; with fork_each = 0 every test runs in this process (needed once
+ * main has initialised CUDA: a CUDA context does not survive fork()). */
+static inline int ct_test_run_forking(Suite *s, int fork_each)
 {
     SRunner *sr = srunner_create(s);
+    if (!fork_each)
+        srunner_set_fork_status(sr, CK_NOFORK);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
+
+static inline int ct_test_run(Suite *s) { return ct_test_run_forking(s, 1); }
 
 #endif
