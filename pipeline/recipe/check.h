@@ -37,4 +37,8 @@ int ct_rcheck_convert(ct_rarena *a, const ct_rnode *root, json_t **out, ct_rlocs
 /* Cross-field checks on a converted tree (sorted `locs`). */
 int ct_rcheck_cross(const json_t *root, const ct_rlocs *locs);
 
+/* Replaces every `lang/<code>` entry of `tasks` by the tasks of that language whose
+ * data is installed (ct_tasks_for_languages), in place, dropping repeats. */
+int ct_rexpand_tasks(json_t *root, const ct_rlocs *locs);
+
 #endif

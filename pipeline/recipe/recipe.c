@@ -52,6 +52,8 @@ static int finish(ct_rarena *a, const ct_rsource *src, const ct_recipe_options *
         ct_rlocs_sort(&r->locs);
         rc = ct_rcheck_cross(r->root, &r->locs);
     }
+    if (!rc)
+        rc = ct_rexpand_tasks(r->root, &r->locs);
     if (!rc) {
         r->path = strdup(src->display);
         r->text = strndup(src->text, src->len);

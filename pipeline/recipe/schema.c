@@ -47,8 +47,9 @@ static int valid_source(const char *s)
 /* A tokenizer source: like a checkpoint source, or "" for the first checkpoint's. */
 static int valid_tokenizer(const char *s) { return *s == '\0' || valid_source(s); }
 
-/* blimp/<paradigm>, clams/<lang>/<phenomenon>, multiblimp/<lang>[/<phenomenon>]: only the
- * form is checked here; whether the task data exists is known when it is read. */
+/* blimp/<paradigm>, clams/<lang>/<phenomenon>, multiblimp/<lang>[/<phenomenon>], or a
+ * language set lang/<code> (expanded when the recipe loads, tasks.c): only the form is
+ * checked here; whether the task data exists is known when it is read. */
 static int valid_task(const char *s)
 {
     const char *parts[3];
@@ -72,6 +73,8 @@ static int valid_task(const char *s)
         return n == 3;
     if (lens[0] == 10 && strncmp(parts[0], "multiblimp", 10) == 0)
         return n == 2 || n == 3;
+    if (lens[0] == 4 && strncmp(parts[0], "lang", 4) == 0)
+        return n == 2;
     return 0;
 }
 
@@ -84,8 +87,8 @@ static const ct_sfield e_weight = {.type = CT_SF_NUMBER, .flags = CT_SF_MIN};
 static const ct_sfield e_task = {
     .type = CT_SF_STRING,
     .valid = valid_task,
-    .expect = "a task 'blimp/<paradigm>', 'clams/<lang>/<phenomenon>' or "
-              "'multiblimp/<lang>[/<phenomenon>]'"};
+    .expect = "a task 'blimp/<paradigm>', 'clams/<lang>/<phenomenon>', "
+              "'multiblimp/<lang>[/<phenomenon>]' or a language set 'lang/<code>'"};
 static const ct_sfield e_tuple = {.type = CT_SF_LIST, .elem = &e_string};
 
 static const ct_sfield checkpoint_fields[] = {
@@ -358,7 +361,9 @@ static const ct_sfield root_fields[] = {
      .doc = "Checkpoint tuples that get a crosscoder: lists of 2 or more checkpoint names."},
     {.name = "tasks", .type = CT_SF_LIST, .def = "[]", .elem = &e_task,
      .doc = "Minimal-pair tasks: `blimp/<paradigm>`, `clams/<lang>/<phenomenon>`, "
-            "`multiblimp/<lang>[/<phenomenon>]`."},
+            "`multiblimp/<lang>[/<phenomenon>]`, or `lang/<code>` for every task of a language "
+            "(the paper's seven CLAMS phenomena and the MultiBLiMP phenomena present), expanded "
+            "in place when the recipe loads."},
     {.name = "languages", .type = CT_SF_LIST, .def = "[]", .elem = &e_string,
      .doc = "Languages of a multilingual study (annotation, overlap)."},
     {.name = "relie", .type = CT_SF_MAP, .def = "{}", .fields = relie_fields,

@@ -84,8 +84,8 @@ static const bad_case bad[] = {
     {"bad enum value, nested", MIN_RECIPE TUPLES "crosscoder: {type: topk}\n", {NULL},
      "bad.yaml:11:20: crosscoder.type: expected one of 'l1', 'batchtopk', got string 'topk'"},
     {"bad task form", MIN_RECIPE TUPLES "tasks: [blimp/x, clams/en]\n", {NULL},
-     "bad.yaml:11:18: tasks.1: expected a task 'blimp/<paradigm>', 'clams/<lang>/<phenomenon>' or "
-     "'multiblimp/<lang>[/<phenomenon>]', got string 'clams/en'"},
+     "bad.yaml:11:18: tasks.1: expected a task 'blimp/<paradigm>', 'clams/<lang>/<phenomenon>', "
+     "'multiblimp/<lang>[/<phenomenon>]' or a language set 'lang/<code>', got string 'clams/en'"},
     {"bad hf source",
      "name: t\nmodel:\n  family: olmo\n  checkpoints:\n    - {name: a, source: 'hf:allenai/OLMo', tokens: 1M}\n",
      {NULL},

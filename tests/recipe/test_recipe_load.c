@@ -664,6 +664,41 @@ START_TEST(embedded_paths_resolve_against_project_root)
 }
 END_TEST
 
+
+/* lang/<code> expands to that language's installed tasks (CLAMS phenomena of the paper,
+ * MultiBLiMP) in place, without repeats; a language without data names it. */
+START_TEST(language_sets_expand)
+{
+    const char *sets[] = {"tasks=[clams/fr/simple_agrmt, lang/fr, blimp/anaphor_gender_agreement]"};
+    ct_recipe *r = load_str(MIN_RECIPE, sets, 1);
+    json_t *tasks = ct_recipe_get(r, "tasks");
+    size_t i, simple = 0, clams_fr = 0, mb = 0;
+    json_t *v;
+    json_array_foreach(tasks, i, v) {
+        const char *t = json_string_value(v);
+        ck_assert_msg(strncmp(t, "lang/", 5) != 0, "unexpanded %s", t);
+        simple += strcmp(t, "clams/fr/simple_agrmt") == 0;
+        clams_fr += strncmp(t, "clams/fr/", 9) == 0;
+        mb += strncmp(t, "multiblimp/fra", 14) == 0;
+    }
+    ck_assert_str_eq(json_string_value(json_array_get(tasks, 0)), "clams/fr/simple_agrmt");
+    ck_assert_str_eq(json_string_value(json_array_get(tasks, json_array_size(tasks) - 1)),
+                     "blimp/anaphor_gender_agreement");
+    ck_assert_uint_eq(simple, 1);
+    ck_assert_uint_eq(clams_fr, 7); /* the paper's seven CLAMS phenomena */
+    ck_assert_uint_ge(mb, 1);
+    ct_recipe_free(r);
+
+    const char *bad[] = {"tasks=[lang/xx]"};
+    ct_recipe_options o = CT_RECIPE_OPTIONS_INIT;
+    o.sets = bad;
+    o.n_sets = 1;
+    ck_assert_int_eq(ct_recipe_load_string("t.yaml", MIN_RECIPE, &o, &r), CT_EINVAL);
+    ck_assert_msg(strstr(ct_error_message(), "tasks.0") && strstr(ct_error_message(), "\"xx\""), "%s",
+                  ct_error_message());
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("recipe_load");
@@ -684,6 +719,7 @@ int main(void)
     tcase_add_test(tc, embedded_paths_resolve_against_project_root);
     tcase_add_test(tc, paper_example);
     tcase_add_test(tc, readme_documents_schema);
+    tcase_add_test(tc, language_sets_expand);
     suite_add_tcase(s, tc);
     return ct_test_run(s);
 }
