@@ -275,6 +275,10 @@ static void attr_rows(flat *f, const ct_steps_crosscoder *cc, json_t *task, cons
                                     task, "latent", j, "checkpoint", json_array_get(cc->tuple, (size_t)m), "ie",
                                     real_or_null(a->ie[(size_t)m * H + j]), "relie", real_or_null(relie[m]),
                                     "reldec", real_or_null(a->reldec[(size_t)m * H + j]), "class", cls);
+            /* pairwise RelIE (METHOD §5: B/(A+B), C/(B+C), C/(A+C) for three) as this
+             * checkpoint against the previous one and against the first of the tuple */
+            json_object_set_new(row, "relie_prev", m ? real_or_null(ct_relie2(abs_ie[m - 1], abs_ie[m])) : json_null());
+            json_object_set_new(row, "relie_first", m ? real_or_null(ct_relie2(abs_ie[0], abs_ie[m])) : json_null());
             json_object_set_new(row, "selected", validated ? json_boolean(sel != NULL) : json_null());
             if (sel) {
                 json_object_set_new(row, "delta_lpd", at(json_object_get(sel, "delta_lpd"), (size_t)m));
@@ -337,8 +341,8 @@ static int overlap_rows(flat_ctx *x, const ct_steps_crosscoder *cc, json_t *task
 
 FLAT(build_crosscoders, 0, crosscoder_rows, "crosscoder", "checkpoint", "type", "seed", "dict_size", "l2", "l1",
      "l0", "dead", "explained_variance", "ce_clean", "ce_spliced", "delta_ce", "key")
-FLAT(build_latents, 1, latent_rows, "crosscoder", "task", "latent", "checkpoint", "ie", "relie", "reldec", "class",
-     "selected", "delta_lpd", "delta_acc")
+FLAT(build_latents, 1, latent_rows, "crosscoder", "task", "latent", "checkpoint", "ie", "relie", "relie_prev",
+     "relie_first", "reldec", "class", "selected", "delta_lpd", "delta_acc")
 FLAT(build_validation, 1, validation_rows, "crosscoder", "task", "n_latents", "rho_relie", "rho_reldec", "key")
 FLAT(build_overlap, 0, overlap_rows, "crosscoder", "lang_a", "lang_b", "top_k", "count", "fraction")
 

@@ -262,6 +262,14 @@ static void check_latents(fx_world *w, const fx_env *e, ct_steps_attr *attr)
                 ck_assert_double_eq(json_real_value(json_object_get(row, "ie")), (double)a->ie[m * NH + jl]);
                 double relie = json_real_value(json_object_get(row, "relie"));
                 ck_assert_double_eq_tol(relie, m ? relie_b : 1 - relie_b, 1e-12);
+                /* pairwise RelIE: for two checkpoints B's row holds RelIE against A twice */
+                if (m) {
+                    ck_assert_double_eq_tol(json_real_value(json_object_get(row, "relie_prev")), relie_b, 1e-12);
+                    ck_assert_double_eq_tol(json_real_value(json_object_get(row, "relie_first")), relie_b, 1e-12);
+                } else {
+                    ck_assert(json_is_null(json_object_get(row, "relie_prev")));
+                    ck_assert(json_is_null(json_object_get(row, "relie_first")));
+                }
                 ck_assert_double_eq(json_real_value(json_object_get(row, "reldec")), (double)a->reldec[m * NH + jl]);
                 ck_assert_str_eq(json_string_value(json_object_get(row, "class")), cls);
                 ck_assert_msg(json_is_boolean(json_object_get(row, "selected")), "selected is not a boolean");
@@ -482,8 +490,9 @@ START_TEST(run_then_every_table)
     static const char *const cc_cols[] = {"crosscoder", "checkpoint", "type", "seed", "dict_size",
                                           "l2", "l1", "l0", "dead", "explained_variance",
                                           "ce_clean", "ce_spliced", "delta_ce", "key"};
-    static const char *const lat_cols[] = {"crosscoder", "task", "latent", "checkpoint", "ie", "relie",
-                                           "reldec", "class", "selected", "delta_lpd", "delta_acc"};
+    static const char *const lat_cols[] = {"crosscoder", "task",        "latent",   "checkpoint", "ie",
+                                           "relie",      "relie_prev",  "relie_first", "reldec",  "class",
+                                           "selected",   "delta_lpd",   "delta_acc"};
     static const char *const val_cols[] = {"crosscoder", "task", "n_latents", "rho_relie", "rho_reldec", "key"};
     static const char *const ov_cols[] = {"crosscoder", "lang_a", "lang_b", "top_k", "count", "fraction"};
     size_t lat_rows = 0;
@@ -491,7 +500,7 @@ START_TEST(run_then_every_table)
         for (int j = 0; j < NH; j++)
             lat_rows += (attr[t].ie[j] != 0 || attr[t].ie[NH + j] != 0) ? NM : 0;
     check_columns(&e, "crosscoders", cc_cols, 14, 2);
-    check_columns(&e, "latents", lat_cols, 11, lat_rows);
+    check_columns(&e, "latents", lat_cols, 13, lat_rows);
     check_columns(&e, "validation", val_cols, 6, 2);
     check_columns(&e, "overlap", ov_cols, 6, 1);
     check_crosscoders(&e);
@@ -611,6 +620,16 @@ START_TEST(three_checkpoints)
         ck_assert(sum > 0);
         for (int m = 0; m < 3; m++)
             v[m] = abs_ie[m] / sum;
+        /* METHOD §5's pairwise vector [B/(A+B), C/(B+C), C/(A+C)] from the rows of B and C */
+        double pair[3] = {abs_ie[1] / (abs_ie[0] + abs_ie[1]), abs_ie[2] / (abs_ie[1] + abs_ie[2]),
+                          abs_ie[2] / (abs_ie[0] + abs_ie[2])};
+        for (int k = 0; k < 3; k++)
+            if (!isfinite(pair[k]))
+                pair[k] = 0.5;
+        json_t *rb = json_array_get(rows, r + 1), *rc3 = json_array_get(rows, r + 2);
+        ck_assert_double_eq_tol(json_real_value(json_object_get(rb, "relie_prev")), pair[0], 1e-12);
+        ck_assert_double_eq_tol(json_real_value(json_object_get(rc3, "relie_prev")), pair[1], 1e-12);
+        ck_assert_double_eq_tol(json_real_value(json_object_get(rc3, "relie_first")), pair[2], 1e-12);
         for (int m = 0; m < 3; m++) {
             json_t *row = json_array_get(rows, r + (size_t)m);
             ck_assert_double_eq_tol(json_real_value(json_object_get(row, "relie")), v[m], 1e-12);
