@@ -1,6 +1,7 @@
 #include "pipeline/recipe/check.h"
 
 #include "common/error.h"
+#include "models/corpus/corpus.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -134,6 +135,37 @@ static int check_numbers(const json_t *root, const ct_rlocs *locs)
     return 0;
 }
 
+/* Exactly one of corpus.files and corpus.mix, and a mix of 1 to CT_CORPUS_MAX_LANGS
+ * languages with weights > 0. */
+static int check_corpus(const json_t *root, const ct_rlocs *locs)
+{
+    const json_t *corpus = json_object_get(root, "corpus");
+    if (!corpus)
+        return 0; /* toy recipes */
+    const json_t *files = json_object_get(corpus, "files"), *mix = json_object_get(corpus, "mix"), *lang;
+    if (files && mix)
+        return err_path(locs, "corpus.mix", "give corpus.files or corpus.mix, not both%s%s", "", "");
+    if (!files && !mix)
+        return err_path(locs, "corpus", "needs corpus.files (one stream) or corpus.mix (languages)%s%s", "", "");
+    char a[64], b[64];
+    if (mix && (json_object_size(mix) == 0 || json_object_size(mix) > CT_CORPUS_MAX_LANGS)) {
+        snprintf(a, sizeof a, "%d", CT_CORPUS_MAX_LANGS);
+        snprintf(b, sizeof b, "%zu", json_object_size(mix));
+        return err_path(locs, "corpus.mix", "expected 1 to %s languages, got %s", a, b);
+    }
+    const char *code;
+    json_object_foreach((json_t *)mix, code, lang) {
+        double w = json_number_value(json_object_get(lang, "weight"));
+        if (!(w > 0)) {
+            char path[256];
+            snprintf(path, sizeof path, "corpus.mix.%s.weight", code);
+            snprintf(a, sizeof a, "%g", w);
+            return err_path(locs, path, "expected a weight > 0, got %s%s", a, "");
+        }
+    }
+    return 0;
+}
+
 int ct_rcheck_cross(const json_t *root, const ct_rlocs *locs)
 {
     int rc = check_checkpoints(root, locs);
@@ -141,5 +173,7 @@ int ct_rcheck_cross(const json_t *root, const ct_rlocs *locs)
         rc = check_tuples(root, locs);
     if (!rc)
         rc = check_numbers(root, locs);
+    if (!rc)
+        rc = check_corpus(root, locs);
     return rc;
 }

@@ -341,44 +341,6 @@ size_t ct_steps_n_shards(long long n, long long per_shard)
     return n <= 0 ? 0 : (size_t)((n + per_shard - 1) / per_shard);
 }
 
-/* "file:line:col: path: message" at where the recipe wrote `path`. */
-static int recipe_error(const ct_recipe *r, const char *path, const char *msg)
-{
-    const char *file = ct_recipe_path(r);
-    int line = 0, col = 0;
-    if (ct_recipe_location(r, path, &file, &line, &col))
-        ct_error_clear();
-    if (line > 0)
-        return ct_error_set(CT_EINVAL, "%s:%d:%d: %s: %s", file, line, col, path, msg);
-    return ct_error_set(CT_EINVAL, "%s: %s: %s", file, path, msg);
-}
-
-/* Exactly one of corpus.files and corpus.mix, and a mix of weights > 0. */
-static int corpus_check(const ct_recipe *r)
-{
-    json_t *files = ct_recipe_get(r, "corpus.files"), *mix = ct_recipe_get(r, "corpus.mix"), *lang;
-    if (files && mix)
-        return recipe_error(r, "corpus.mix", "give corpus.files or corpus.mix, not both");
-    if (!files && !mix)
-        return recipe_error(r, "corpus", "needs corpus.files (one stream) or corpus.mix (languages)");
-    if (mix && (json_object_size(mix) == 0 || json_object_size(mix) > CT_CORPUS_MAX_LANGS)) {
-        char msg[128];
-        snprintf(msg, sizeof msg, "expected 1 to %d languages, got %zu", CT_CORPUS_MAX_LANGS, json_object_size(mix));
-        return recipe_error(r, "corpus.mix", msg);
-    }
-    const char *code;
-    json_object_foreach(mix, code, lang) {
-        double w = json_number_value(json_object_get(lang, "weight"));
-        if (!(w > 0)) {
-            char path[256], msg[128];
-            snprintf(path, sizeof path, "corpus.mix.%s.weight", code);
-            snprintf(msg, sizeof msg, "expected a weight > 0, got %g", w);
-            return recipe_error(r, path, msg);
-        }
-    }
-    return 0;
-}
-
 static int cmp_cstr(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 /* The codes of corpus.mix sorted with strcmp (borrowed strings; *codes is malloc'd), so
@@ -445,10 +407,7 @@ static int expand_at(const ct_recipe *r, const char *dotted, char ***paths, size
 
 int ct_steps_corpus_sources(ct_plan *plan, const ct_recipe *r, json_t **labels)
 {
-    *labels = NULL;
-    int rc = corpus_check(r);
-    if (rc)
-        return rc;
+    int rc = 0; /* the recipe loader checked corpus.files / corpus.mix */
     *labels = json_array();
     json_t *patterns = corpus_patterns(r), *dv;
     size_t i;
@@ -501,10 +460,6 @@ int ct_steps_corpus_available(ct_plan *plan, const ct_recipe *r)
 {
     int all = 1;
     const char *download = json_string_value(ct_recipe_get(r, "corpus.download"));
-    if (corpus_check(r)) {
-        ct_error_clear();
-        return 1; /* ct_steps_corpus_sources reports it */
-    }
     json_t *patterns = corpus_patterns(r);
     int mix = ct_recipe_get(r, "corpus.mix") != NULL;
     char *first = NULL, *also = strdup(""), *hint = NULL;
