@@ -22,6 +22,7 @@ typedef struct report {
     json_t *tables;  /* name -> table (absent: not available) */
     json_t *ccs;     /* [{"name": "a-b/seed1", "label": "train/...", "checkpoints": [names]}] */
     int multilingual;
+    json_t *ie_max;  /* "crosscoder\ntask\nlatent" -> max |IE| over checkpoints (latents table) */
 } report;
 
 double ct_rp_num(const json_t *v); /* NaN unless a number */
@@ -55,7 +56,8 @@ void ct_rp_vec_push(ct_rp_vec *a, double x); /* on allocation failure the point 
  * table of crosscoder `cc` (and `task` when not NULL) at checkpoint `ck` (NULL: any):
  * borrowed references in a new array. */
 json_t *ct_rp_latent_rows(const report *r, const char *cc, const char *task, const char *ck);
-/* The largest |IE| of `latent` over the checkpoints of `cc` for `task`. */
+/* The largest |IE| of `latent` over the checkpoints of `cc` for `task` (0 when the
+ * latents table has no row of it), from the index report.c builds once. */
 double ct_rp_abs_ie_max(const report *r, const char *cc, const char *task, long long latent);
 /* IE per checkpoint of latents `ids` (n) for one task: a line per latent. */
 void ct_rp_ie_plot(report *r, const json_t *cc, const char *name, const char *task, const long long *ids,

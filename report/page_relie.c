@@ -137,17 +137,9 @@ static void relie_scatter(report *r, const json_t *cc, const char *name, const j
 
 double ct_rp_abs_ie_max(const report *r, const char *cc, const char *task, long long latent)
 {
-    json_t *rows = ct_rp_latent_rows(r, cc, task, NULL);
-    double best = 0;
-    size_t i;
-    json_t *row;
-    json_array_foreach(rows, i, row)
-        if (json_integer_value(json_object_get(row, "latent")) == latent) {
-            double v = fabs(ct_rp_num(json_object_get(row, "ie")));
-            best = v > best ? v : best;
-        }
-    json_decref(rows);
-    return best;
+    char key[1024];
+    snprintf(key, sizeof key, "%s\n%s\n%lld", cc, task, latent);
+    return ct_rp_num(json_object_get(r->ie_max, key)) > 0 ? ct_rp_num(json_object_get(r->ie_max, key)) : 0;
 }
 
 /* IE per checkpoint of latents `ids` (n) for one task: a line per latent. */
@@ -238,6 +230,25 @@ static void trajectories(report *r, const json_t *cc, const char *name)
     json_decref(tasks);
 }
 
+/* 1 when every attribute step of crosscoder `cc` (one per task) is in the cache. */
+static int attributed(const report *r, const char *cc)
+{
+    size_t i, n = 0;
+    json_t *task;
+    json_array_foreach(json_object_get(r->src->recipe, "tasks"), i, task) {
+        char label[1024];
+        snprintf(label, sizeof label, "attribute/%s/%s", cc, json_string_value(task));
+        json_t *rec = r->src->record(r->src->user, label);
+        if (!rec) {
+            ct_error_clear();
+            return 0;
+        }
+        json_decref(rec);
+        n++;
+    }
+    return n > 0;
+}
+
 void ct_rp_section_relie(report *r)
 {
     FILE *f = r->f;
@@ -258,7 +269,11 @@ void ct_rp_section_relie(report *r)
         fputs("<h3>", f);
         ct_rp_put_text(f, name);
         fputs("</h3>\n", f);
-        if (!json_array_size(rows)) {
+        if (!json_array_size(rows) && attributed(r, name)) {
+            fputs("<p>Attribution done: no latent of this crosscoder has an indirect effect above "
+                  "<code>relie.threshold</code> on any task (the checkpoints' effects are all below it).</p>\n",
+                  f);
+        } else if (!json_array_size(rows)) {
             ct_html_missing(f, "Attribution of this crosscoder");
         } else {
             fputs("<div class=\"plots\">\n", f);

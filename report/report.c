@@ -132,9 +132,10 @@ int ct_report_write(const ct_report_source *src, FILE *out)
 {
     static const char *const names[] = {"accuracy", "crosscoders", "latents", "validation", "overlap"};
     report r = {src, out, json_object_get(json_object_get(src->recipe, "model"), "checkpoints"), json_object(),
-                crosscoders(src), 0};
-    if (!r.tables || !r.ccs) {
+                crosscoders(src), 0, json_object()};
+    if (!r.tables || !r.ccs || !r.ie_max) {
         json_decref(r.tables);
+        json_decref(r.ie_max);
         json_decref(r.ccs);
         return ct_error_set(CT_ENOMEM, "out of memory");
     }
@@ -145,6 +146,19 @@ int ct_report_write(const ct_report_source *src, FILE *out)
         json_t *t = src->table ? src->table(src->user, names[i]) : NULL;
         if (t)
             json_object_set_new(r.tables, names[i], t);
+    }
+    /* max |IE| per (crosscoder, task, latent), so the sections look it up instead of
+     * scanning the latents table once per latent */
+    size_t k;
+    json_t *row;
+    json_array_foreach(json_object_get(ct_rp_table(&r, "latents"), "rows"), k, row) {
+        const char *cc = ct_rp_str_or(json_object_get(row, "crosscoder"));
+        char key[1024];
+        snprintf(key, sizeof key, "%s\n%s\n%lld", strncmp(cc, "train/", 6) ? cc : cc + 6,
+                 ct_rp_str_or(json_object_get(row, "task")), (long long)json_integer_value(json_object_get(row, "latent")));
+        double v = fabs(ct_rp_num(json_object_get(row, "ie")));
+        if (isfinite(v) && !(ct_rp_num(json_object_get(r.ie_max, key)) >= v))
+            json_object_set_new(r.ie_max, key, json_real(v));
     }
     header(&r);
     ct_rp_section_accuracy(&r);
@@ -158,6 +172,7 @@ int ct_report_write(const ct_report_source *src, FILE *out)
     ct_html_end(out);
     json_decref(r.tables);
     json_decref(r.ccs);
+    json_decref(r.ie_max);
     if (fflush(out) != 0 || ferror(out))
         return ct_error_set(CT_EIO, "cannot write the report");
     return 0;

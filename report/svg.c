@@ -146,8 +146,14 @@ static void open_svg(FILE *f, const ct_svg_plot *p)
     ct_html_escape(f, p->title ? p->title : "plot", (size_t)-1);
     fputs("</title>\n", f);
     if (p->title) {
-        fprintf(f, "<text x=\"%.1f\" y=\"20\" text-anchor=\"middle\" font-size=\"14\" font-weight=\"bold\">",
+        /* A title wider than the plot (about 8 px a character in bold 14 px sans) is
+         * squeezed to fit rather than cut off at the plot's edges. */
+        double room = p->width - 16.0;
+        fprintf(f, "<text x=\"%.1f\" y=\"20\" text-anchor=\"middle\" font-size=\"14\" font-weight=\"bold\"",
                 p->width / 2.0);
+        if (8.0 * (double)strlen(p->title) > room)
+            fprintf(f, " textLength=\"%.0f\" lengthAdjust=\"spacingAndGlyphs\"", room);
+        fputs(">", f);
         ct_html_escape(f, p->title, (size_t)-1);
         fputs("</text>\n", f);
     }

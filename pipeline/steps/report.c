@@ -81,7 +81,7 @@ static int run_report(ct_step_ctx *ctx)
 
 const ct_step_kind ct_step_report = {
     .name = "report",
-    .version = 1,
+    .version = 2,
     .summary = "the recipe's self-contained HTML report (plots, tables, top contexts, provenance)",
     .plan = plan_report,
     .run = run_report,
