@@ -39,14 +39,13 @@ int ct_an_check_examples(const char *what, ct_model *const *models, int M, const
         const ct_model_config *c = ct_model_get_config(models[m]);
         for (size_t i = 0; i < n; i++) {
             const ct_task_example *x = &ex[i];
-            if (x->n_prefix < 1 || !x->prefix || x->n_prefix > (1u << 20) ||
-                (c->max_positions > 0 && x->n_prefix > (size_t)c->max_positions))
+            ct_task_fit fit = x->n_prefix < 1 || !x->prefix || x->n_prefix > (1u << 20)
+                                  ? CT_TASK_TOO_LONG
+                                  : ct_task_example_fit(x, c->vocab, c->max_positions);
+            if (fit == CT_TASK_TOO_LONG)
                 return ct_error_set(CT_EINVAL, "%s: example %zu has %zu prefix tokens; model %d takes 1 to %d", what,
                                     i, x->n_prefix, m, c->max_positions > 0 ? c->max_positions : 1 << 20);
-            int bad = x->good < 0 || x->good >= c->vocab || x->bad < 0 || x->bad >= c->vocab;
-            for (size_t t = 0; t < x->n_prefix && !bad; t++)
-                bad = x->prefix[t] < 0 || x->prefix[t] >= c->vocab;
-            if (bad)
+            if (fit == CT_TASK_OUT_OF_VOCAB)
                 return ct_error_set(CT_EINVAL, "%s: example %zu has a token id outside the vocabulary of %d rows of "
                                     "model %d", what, i, c->vocab, m);
             if ((int)x->n_prefix > *max_len)

@@ -100,6 +100,12 @@ typedef struct {
     size_t pair;           /* index of the source pair (ct_task_pair_get) */
 } ct_task_example;
 
+/* Whether example x fits a model with `vocab` token ids and `max_positions` positions
+ * (<= 0: no limit): its prefix is no longer than that, and every id (prefix, good, bad)
+ * lies in [0, vocab). Callers name the model in their own message. */
+typedef enum { CT_TASK_FITS = 0, CT_TASK_TOO_LONG, CT_TASK_OUT_OF_VOCAB } ct_task_fit;
+ct_task_fit ct_task_example_fit(const ct_task_example *x, int vocab, int max_positions);
+
 size_t ct_task_examples_size(const ct_task_examples *e); /* examples returned */
 const ct_task_example *ct_task_examples_get(const ct_task_examples *e, size_t i);
 size_t ct_task_examples_pairs(const ct_task_examples *e); /* all pairs seen */

@@ -195,3 +195,13 @@ void ct_task_examples_free(ct_task_examples *e)
     free(e->ids);
     free(e);
 }
+
+ct_task_fit ct_task_example_fit(const ct_task_example *x, int vocab, int max_positions)
+{
+    if (max_positions > 0 && x->n_prefix > (size_t)max_positions)
+        return CT_TASK_TOO_LONG;
+    int bad = x->good < 0 || x->good >= vocab || x->bad < 0 || x->bad >= vocab;
+    for (size_t t = 0; t < x->n_prefix && !bad; t++)
+        bad = x->prefix[t] < 0 || x->prefix[t] >= vocab;
+    return bad ? CT_TASK_OUT_OF_VOCAB : CT_TASK_FITS;
+}

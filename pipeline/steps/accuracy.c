@@ -194,13 +194,11 @@ static int check_examples(const char *label, const ct_task_examples *ex, const c
 {
     for (size_t i = 0; i < ct_task_examples_size(ex); i++) {
         const ct_task_example *x = ct_task_examples_get(ex, i);
-        if (cfg->max_positions > 0 && x->n_prefix > (size_t)cfg->max_positions)
+        ct_task_fit fit = ct_task_example_fit(x, cfg->vocab, cfg->max_positions);
+        if (fit == CT_TASK_TOO_LONG)
             return ct_error_set(CT_EINVAL, "%s: example %zu has %zu prefix tokens, more than the %d positions of %s",
                                 label, i, x->n_prefix, cfg->max_positions, ckpt);
-        int bad = x->good < 0 || x->good >= cfg->vocab || x->bad < 0 || x->bad >= cfg->vocab;
-        for (size_t t = 0; t < x->n_prefix && !bad; t++)
-            bad = x->prefix[t] < 0 || x->prefix[t] >= cfg->vocab;
-        if (bad)
+        if (fit == CT_TASK_OUT_OF_VOCAB)
             return ct_error_set(CT_EINVAL, "%s: example %zu has a token id outside the vocabulary of %d rows of %s: "
                                 "the tokenizer does not match the checkpoint", label, i, cfg->vocab, ckpt);
     }
