@@ -11,6 +11,7 @@
  * thread count. */
 #include "analysis/attribution.h"
 #include "common/error.h"
+#include "models/forward/pretrain.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -99,21 +100,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench attribution: %s\n", ct_error_message());
         return 2;
     }
-    ct_model_config cfg = {0};
-    cfg.arch = CT_ARCH_GPT_NEOX;
-    cfg.n_layer = LAYERS;
-    cfg.n_head = HEADS;
-    cfg.hidden = HIDDEN;
-    cfg.intermediate = 4 * HIDDEN;
-    cfg.vocab = VOCAB;
-    cfg.max_positions = 2048;
-    cfg.act = CT_ACT_GELU_ERF;
-    cfg.norm_eps = 1e-5f;
-    cfg.rotary_pct = 0.25f;
-    cfg.rotary_base = 10000;
-    cfg.parallel_residual = 1;
-    cfg.attention_bias = 1;
-    cfg.bos_token_id = cfg.eos_token_id = cfg.pad_token_id = -1;
+    ct_model_config cfg; /* Pythia-70M's shape */
+    ct_pretrain_neox_config(&cfg, VOCAB, HIDDEN, LAYERS, HEADS, 0, 2048, 0.25f, 1);
+    cfg.bos_token_id = cfg.eos_token_id = -1;
 
     ct_model *models[2] = {NULL, NULL};
     ct_crosscoder *cc = NULL;

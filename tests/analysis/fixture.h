@@ -8,6 +8,7 @@
 #include "common/error.h"
 #include "crosscoder/crosscoder.h"
 #include "models/forward/model.h"
+#include "models/forward/pretrain.h"
 #include "models/tasks/tasks.h"
 #include "tests/support/testutil.h"
 
@@ -66,21 +67,9 @@ static inline int ax_getter(void *user, const char *name, float *dst, size_t n)
 
 static inline ct_model *ax_model_on(uint64_t seed, double perturb, ct_device dev)
 {
-    ct_model_config c = {0};
-    c.arch = CT_ARCH_GPT_NEOX;
-    c.n_layer = AX_LAYERS;
-    c.n_head = 4;
-    c.hidden = AX_D;
-    c.intermediate = 4 * AX_D;
-    c.vocab = AX_VOCAB;
-    c.max_positions = 64;
-    c.act = CT_ACT_GELU_ERF;
-    c.norm_eps = 1e-5f;
-    c.rotary_pct = 0.5f;
-    c.rotary_base = 10000;
-    c.parallel_residual = 1;
-    c.attention_bias = 1;
-    c.bos_token_id = c.eos_token_id = c.pad_token_id = -1;
+    ct_model_config c;
+    ct_pretrain_neox_config(&c, AX_VOCAB, AX_D, AX_LAYERS, 4, 0, 64, 0.5f, 1);
+    c.bos_token_id = c.eos_token_id = -1;
     ax_weights w = {seed, perturb};
     ct_model_options o = CT_MODEL_OPTIONS_INIT;
     o.device = dev;
