@@ -22,21 +22,6 @@
 #define AX_VOCAB 50
 #define AX_LAYER 1 /* the crosscoder's site */
 
-static inline uint64_t ax_next(uint64_t *s)
-{
-    uint64_t x = (*s += 0x9e3779b97f4a7c15ull);
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
-static inline double ax_normal(uint64_t *s)
-{
-    double u1 = ((double)(ax_next(s) >> 11) + 0.5) / 9007199254740992.0;
-    double u2 = ((double)(ax_next(s) >> 11) + 0.5) / 9007199254740992.0;
-    return sqrt(-2 * log(u1)) * cos(6.283185307179586 * u2);
-}
-
 static inline uint64_t ax_hash(const char *s, uint64_t seed)
 {
     uint64_t h = 1469598103934665603ull ^ seed;
@@ -61,7 +46,7 @@ static inline int ax_getter(void *user, const char *name, float *dst, size_t n)
     double std = norm_w || bias ? 0.1 : strstr(name, "embed_in") ? 1.0 : strstr(name, "embed_out") ? 0.5 : 0.2;
     uint64_t a = ax_hash(name, 1), b = ax_hash(name, w->seed);
     for (size_t i = 0; i < n; i++)
-        dst[i] = (float)(mean + std * (ax_normal(&a) + w->perturb * ax_normal(&b)));
+        dst[i] = (float)(mean + std * (ct_test_normal(&a) + w->perturb * ct_test_normal(&b)));
     return 0;
 }
 
@@ -105,13 +90,13 @@ static inline ct_crosscoder *ax_cc_random(int M, int H, uint64_t seed)
     uint64_t s = seed;
     double enc = 1.0 / sqrt((double)M * AX_D);
     for (size_t i = 0; i < (size_t)M * AX_D * H; i++)
-        cc->p.W_enc[i] = (float)(enc * ax_normal(&s));
+        cc->p.W_enc[i] = (float)(enc * ct_test_normal(&s));
     for (int j = 0; j < H; j++)
-        cc->p.b_enc[j] = (float)(0.1 * ax_normal(&s));
+        cc->p.b_enc[j] = (float)(0.1 * ct_test_normal(&s));
     for (size_t i = 0; i < (size_t)H * M * AX_D; i++)
-        cc->p.W_dec[i] = (float)(0.3 * ax_normal(&s));
+        cc->p.W_dec[i] = (float)(0.3 * ct_test_normal(&s));
     for (size_t i = 0; i < (size_t)M * AX_D; i++)
-        cc->p.b_dec[i] = (float)(ax_normal(&s)); /* like a mean residual: the baseline stays far from 0 */
+        cc->p.b_dec[i] = (float)(ct_test_normal(&s)); /* like a mean residual: the baseline stays far from 0 */
     for (int m = 0; m < M; m++)
         cc->scale[m] = 0.8f + 0.3f * (float)m;
     ck_assert_int_eq(ct_cc_fold(cc), 0);
@@ -124,12 +109,12 @@ static inline void ax_examples(ct_task_example *ex, int32_t *ids, size_t n, uint
     uint64_t s = seed;
     for (size_t i = 0; i < n; i++) {
         ex[i].prefix = ids + 9 * i;
-        ex[i].n_prefix = 2 + (size_t)(ax_next(&s) % 8);
+        ex[i].n_prefix = 2 + (size_t)(ct_test_splitmix(&s) % 8);
         for (size_t t = 0; t < ex[i].n_prefix; t++)
-            ids[9 * i + t] = (int32_t)(ax_next(&s) % AX_VOCAB);
-        ex[i].good = (int32_t)(ax_next(&s) % AX_VOCAB);
+            ids[9 * i + t] = (int32_t)(ct_test_splitmix(&s) % AX_VOCAB);
+        ex[i].good = (int32_t)(ct_test_splitmix(&s) % AX_VOCAB);
         do
-            ex[i].bad = (int32_t)(ax_next(&s) % AX_VOCAB);
+            ex[i].bad = (int32_t)(ct_test_splitmix(&s) % AX_VOCAB);
         while (ex[i].bad == ex[i].good);
         ex[i].pair = i;
     }

@@ -15,21 +15,13 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
-static inline uint64_t tc_splitmix(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
-
 /* Deterministic bytes derived from (seed, index): the content of a test entry can
  * always be recomputed from its record. */
 static inline void tc_fill(uint8_t *buf, size_t len, uint64_t seed, uint64_t index)
 {
     uint64_t s = seed * 1000003ULL ^ index * 0x2545F4914F6CDD1DULL;
     for (size_t i = 0; i < len; i += 8) {
-        uint64_t x = tc_splitmix(&s);
+        uint64_t x = ct_test_splitmix(&s);
         size_t n = len - i < 8 ? len - i : 8;
         memcpy(buf + i, &x, n);
     }

@@ -46,7 +46,7 @@ static void round_trip(size_t len, size_t piece, uint64_t seed)
     uint64_t s = seed;
     uint8_t *buf = malloc(len + 1);
     for (int i = 0; i < 200 && len; i++) {
-        size_t off = tc_splitmix(&s) % len, n = tc_splitmix(&s) % (len - off + 1);
+        size_t off = ct_test_splitmix(&s) % len, n = ct_test_splitmix(&s) % (len - off + 1);
         if (i == 0) {
             off = 0;
             n = len;

@@ -12,7 +12,7 @@
 static size_t entry_len(uint64_t round, uint64_t i)
 {
     uint64_t s = round * 7777 + i;
-    return (size_t)(tc_splitmix(&s) % (12 * CHUNK));
+    return (size_t)(ct_test_splitmix(&s) % (12 * CHUNK));
 }
 
 /* Writes entries until killed. Before announcing itself it leaves one streaming
@@ -109,7 +109,7 @@ START_TEST(killed_writers_leave_no_partial_entries)
         char b;
         ck_assert_int_eq(read(fds[0], &b, 1), 1);
         close(fds[0]);
-        usleep((useconds_t)(1000 + tc_splitmix(&seed) % 60000));
+        usleep((useconds_t)(1000 + ct_test_splitmix(&seed) % 60000));
         ck_assert_int_eq(kill(pid, SIGKILL), 0);
         int status;
         ck_assert_int_eq(waitpid(pid, &status, 0), pid);

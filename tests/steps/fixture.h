@@ -32,21 +32,6 @@ typedef struct {
     int vocab; /* tokenizer vocabulary = model vocabulary */
 } fx_env;
 
-static inline uint64_t fx_rng(uint64_t *s)
-{
-    uint64_t x = (*s += 0x9e3779b97f4a7c15ull);
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
-static inline float fx_normal(uint64_t *s)
-{
-    double u1 = ((double)(fx_rng(s) >> 11) + 0.5) / 9007199254740992.0;
-    double u2 = ((double)(fx_rng(s) >> 11) + 0.5) / 9007199254740992.0;
-    return (float)(sqrt(-2 * log(u1)) * cos(6.283185307179586 * u2));
-}
-
 typedef struct {
     char name[128];
     int ndim;
@@ -65,7 +50,7 @@ static inline void fx_add(fx_tensor *t, size_t *n, uint64_t *rng, const char *na
     size_t numel = (size_t)r * (size_t)(c ? c : 1);
     x->data = malloc(numel * sizeof(float));
     for (size_t i = 0; i < numel; i++)
-        x->data[i] = mean + std * fx_normal(rng);
+        x->data[i] = mean + std * (float)ct_test_normal(rng);
 }
 
 /* A random GPT-NeoX checkpoint (parallel residual, rotary 0.5) with `vocab` rows. */

@@ -9,14 +9,6 @@
 #include <math.h>
 #include <stdint.h>
 
-static uint64_t rng(uint64_t *s)
-{
-    uint64_t x = (*s += 0x9e3779b97f4a7c15ull);
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
 static float from_bits(uint32_t u)
 {
     float x;
@@ -44,7 +36,7 @@ START_TEST(bf16_rounds_to_nearest_even)
 {
     uint64_t s = 1;
     for (int i = 0; i < 200000; i++) {
-        uint32_t u = (uint32_t)rng(&s);
+        uint32_t u = (uint32_t)ct_test_splitmix(&s);
         if (((u >> 23) & 0xff) >= 0xfe) /* keep away from inf/NaN and the top binade */
             continue;
         float x = from_bits(u);
@@ -64,8 +56,8 @@ START_TEST(fp16_matches_the_compiler)
     uint64_t s = 2;
     for (int i = 0; i < 200000; i++) {
         /* magnitudes from 2^-30 to 2^17: subnormals, normals, overflow */
-        float x = ldexpf((float)(rng(&s) >> 40) / (float)(1 << 24), (int)(rng(&s) % 48) - 30);
-        if (rng(&s) & 1)
+        float x = ldexpf((float)(ct_test_splitmix(&s) >> 40) / (float)(1 << 24), (int)(ct_test_splitmix(&s) % 48) - 30);
+        if (ct_test_splitmix(&s) & 1)
             x = -x;
         _Float16 ref = (_Float16)x;
         uint16_t rb;

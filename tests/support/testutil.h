@@ -4,10 +4,29 @@
 
 #include <check.h>
 #include <limits.h>
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+/* splitmix64: the tests' deterministic stream of 64-bit values from seed state *s. */
+static inline uint64_t ct_test_splitmix(uint64_t *s)
+{
+    uint64_t x = (*s += 0x9e3779b97f4a7c15ull);
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+/* A standard normal draw (Box-Muller over two splitmix64 values). */
+static inline double ct_test_normal(uint64_t *s)
+{
+    double u1 = ((double)(ct_test_splitmix(s) >> 11) + 0.5) / 9007199254740992.0;
+    double u2 = ((double)(ct_test_splitmix(s) >> 11) + 0.5) / 9007199254740992.0;
+    return sqrt(-2 * log(u1)) * cos(6.283185307179586 * u2);
+}
 
 /* A fresh empty directory under $TMPDIR (or /tmp); the path is static per call site
  * buffer given by the caller. */
