@@ -366,3 +366,16 @@ int ct_task_unknown(const char *name, char *const *dirs)
     ct_task_names_free(all.v);
     return rc;
 }
+
+void ct_task_language(const char *name, char *out, size_t n)
+{
+    const char *slash = strchr(name, '/');
+    if (!slash || strncmp(name, "blimp/", 6) == 0) {
+        snprintf(out, n, "en");
+        return;
+    }
+    char code[16];
+    size_t l = strcspn(slash + 1, "/");
+    snprintf(code, sizeof code, "%.*s", (int)(l < sizeof code ? l : sizeof code - 1), slash + 1);
+    snprintf(out, n, "%s", ct_task_lang_clams(code));
+}

@@ -133,5 +133,9 @@ int ct_tasks_for_languages(const char *const *langs, size_t n_langs, const char 
                            size_t *n);
 
 void ct_task_names_free(char **names); /* NULL ok */
+/* The ISO 639-1 code of a task's language from its canonical name: blimp/... is "en",
+ * clams/<lang>/... and multiblimp/<code>/... map their folder's code (MultiBLiMP's
+ * ISO 639-3 "fra" gives "fr"; unknown codes are kept). Writes at most n bytes. */
+void ct_task_language(const char *name, char *out, size_t n);
 
 #endif

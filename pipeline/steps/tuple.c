@@ -1,7 +1,6 @@
 /* Shared pieces of the analysis step kinds (pipeline/steps/tuple.h). */
 #include "pipeline/steps/tuple.h"
 #include "common/error.h"
-#include "models/tasks/tasks_internal.h"
 #include "pipeline/plan_internal.h"
 #include "pipeline/steps/shard.h"
 #include "pipeline/steps/sources.h"
@@ -48,20 +47,6 @@ int ct_steps_crosscoders(const ct_plan *plan, const ct_recipe *r, ct_steps_cross
     return 0;
 }
 
-/* blimp is English; clams/<lang>/...; multiblimp/<code>... with MultiBLiMP's codes. */
-static void task_language(const char *canonical, char *out, size_t n)
-{
-    const char *slash = strchr(canonical, '/');
-    if (!slash || strncmp(canonical, "blimp/", 6) == 0) {
-        snprintf(out, n, "en");
-        return;
-    }
-    char code[16];
-    size_t l = strcspn(slash + 1, "/");
-    snprintf(code, sizeof code, "%.*s", (int)(l < sizeof code ? l : sizeof code - 1), slash + 1);
-    snprintf(out, n, "%s", ct_task_lang_clams(code));
-}
-
 int ct_steps_tasks(ct_plan *plan, const ct_recipe *r, ct_steps_task **out, size_t *n)
 {
     json_t *tasks = ct_recipe_get(r, "tasks");
@@ -89,7 +74,7 @@ int ct_steps_tasks(ct_plan *plan, const ct_recipe *r, ct_steps_task **out, size_
         rc = t[i].canonical ? ct_plan_source_file(plan, ct_task_file(task), &t[i].source)
                             : ct_error_set(CT_ENOMEM, "out of memory");
         if (!rc)
-            task_language(t[i].canonical, t[i].lang, sizeof t[i].lang);
+            ct_task_language(t[i].canonical, t[i].lang, sizeof t[i].lang);
         ct_task_free(task);
     }
     size_t kept = 0;

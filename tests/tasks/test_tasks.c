@@ -710,6 +710,22 @@ START_TEST(mutations)
 }
 END_TEST
 
+/* The language of a task from its name, as the overlap step groups tasks. */
+START_TEST(task_languages)
+{
+    static const char *const cases[][2] = {
+        {"blimp/regular_plural_subject_verb_agreement_1", "en"}, {"clams/fr/simple_agrmt", "fr"},
+        {"clams/en/vp_coord", "en"}, {"multiblimp/fra", "fr"}, {"multiblimp/eng/SV-#", "en"},
+        {"multiblimp/xyz/SV-P", "xyz"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char lang[16];
+        ct_task_language(cases[i][0], lang, sizeof lang);
+        ck_assert_msg(strcmp(lang, cases[i][1]) == 0, "%s: %s, expected %s", cases[i][0], lang, cases[i][1]);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("tasks");
@@ -725,6 +741,7 @@ int main(void)
     tcase_add_test(tc, errors);
     tcase_add_test(tc, search_path);
     tcase_add_test(tc, mutations);
+    tcase_add_test(tc, task_languages);
     suite_add_tcase(s, tc);
     int rc = ct_test_run(s);
     ct_tok_free(tok);
