@@ -19,10 +19,10 @@
 #include "models/tokenizer/tokenizer.h"
 #include "pipeline/plan.h"
 #include "pipeline/step.h"
+#include "pipeline/steps/hooks.h"
 #include "pipeline/steps/pretrain.h"
 #include "pipeline/steps/shard.h"
 
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -215,15 +215,6 @@ static int hf_files(ct_pretrain *t, const char *tok_json, size_t tok_len, char *
     return rc;
 }
 
-/* CT_PRETRAIN_INTERRUPT_AT=<step> / CT_PRETRAIN_KILL_AT=<step>: raise SIGINT (Ctrl-C) or
- * SIGKILL (the machine went away) before that global step, for the resume tests,
- * which need the stop at a known step. */
-static long step_from_env(const char *name)
-{
-    const char *e = getenv(name);
-    return e && *e ? atol(e) : -1;
-}
-
 static int run_pretrain(ct_step_ctx *ctx)
 {
     const char *label = ct_step_label(ctx);
@@ -282,13 +273,10 @@ static int run_pretrain(ct_step_ctx *ctx)
         rc = ct_error_set(CT_ENOMEM, "out of memory");
     ct_progress *prog = rc ? NULL : ct_step_progress(ctx, (double)(to - from), "step");
     ct_pretrain_stats st = {0};
-    long stop_at = step_from_env("CT_PRETRAIN_INTERRUPT_AT");
-    long kill_at = step_from_env("CT_PRETRAIN_KILL_AT");
+    ct_steps_stop_hooks hooks;
+    ct_steps_stop_hooks_read(&hooks, "CT_PRETRAIN");
     while (!rc && ct_pretrain_steps_done(t) < to) {
-        if (ct_pretrain_steps_done(t) == stop_at)
-            raise(SIGINT);
-        if (ct_pretrain_steps_done(t) == kill_at)
-            raise(SIGKILL);
+        ct_steps_stop_hooks_check(&hooks, ct_pretrain_steps_done(t));
         if (ct_step_interrupted(ctx)) {
             if (!(rc = save_resume(ctx, t, log, log_len)))
                 rc = ct_error_set(CT_EINTR, "interrupted at step %ld (saved)", ct_pretrain_steps_done(t));

@@ -20,10 +20,10 @@
 #include "pipeline/plan.h"
 #include "pipeline/step.h"
 #include "pipeline/steps/actsource.h"
+#include "pipeline/steps/hooks.h"
 #include "pipeline/steps/shard.h"
 
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -239,16 +239,6 @@ static int save_resume(train_run *tr, ct_cc_trainer *t)
     return rc;
 }
 
-/* CT_TRAIN_INTERRUPT_AT=<step> / CT_TRAIN_KILL_AT=<step>: raise SIGINT (as if the user
- * pressed Ctrl-C) or SIGKILL (as if the machine went away) after that step (the resume
- * tests need the stop at a known step; a signal sent from outside would land
- * anywhere). */
-static long step_from_env(const char *name)
-{
-    const char *e = getenv(name);
-    return e && *e ? atol(e) : -1;
-}
-
 static int read_scale(ct_step_ctx *ctx, int m, float *out)
 {
     char name[32], *text;
@@ -321,15 +311,13 @@ static int run_train(ct_step_ctx *ctx)
             rc = lr;
         }
     }
-    long stop_at = step_from_env("CT_TRAIN_INTERRUPT_AT"), kill_at = step_from_env("CT_TRAIN_KILL_AT");
+    ct_steps_stop_hooks hooks;
+    ct_steps_stop_hooks_read(&hooks, "CT_TRAIN");
     ct_progress *prog = rc ? NULL : ct_step_progress(ctx, (double)cfg.steps, "steps");
     long save_every = (long)json_integer_value(json_object_get(ct_step_options(ctx), "checkpoint_every"));
     while (!rc && ct_cc_trainer_steps_done(t) < cfg.steps) {
         long done = ct_cc_trainer_steps_done(t);
-        if (stop_at >= 0 && done == stop_at)
-            raise(SIGINT);
-        if (kill_at >= 0 && done == kill_at)
-            raise(SIGKILL);
+        ct_steps_stop_hooks_check(&hooks, done);
         if (ct_step_interrupted(ctx)) {
             rc = save_resume(&tr, t);
             if (!rc)
