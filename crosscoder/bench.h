@@ -13,7 +13,7 @@ typedef struct ct_cc_bench_opts {
     double density;  /* target fraction of active latents after the ReLU */
     int threads;     /* 0 = leave OpenMP/OpenBLAS defaults */
     int path;        /* ct_cc_path */
-    int device;      /* ct_device: where the steps run (CUDA: dense L1 only) */
+    int device;      /* ct_device: where the steps run (CUDA: dense kernels, either model) */
     uint64_t seed;
 } ct_cc_bench_opts;
 

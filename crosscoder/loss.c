@@ -45,7 +45,7 @@ struct ct_cc_workspace {
     float *dpre, *auxd;     /* per active entry */
     size_t dpre_cap, auxd_cap;
     uint8_t *dead;          /* [H] */
-    uint32_t *hist;         /* [65536] radix-select histogram */
+    uint32_t *hist;         /* [CT_CCK_TOPK_BINS] radix-select histogram */
     size_t *rowcnt;         /* [B+1] */
     ct_cck_csr csr, acsr;
     ct_cck_csc csc, acsc;
@@ -92,7 +92,7 @@ int ct_cc_workspace_create(const ct_cc_config *cfg, int max_batch, ct_cc_workspa
     w->addv = malloc((size_t)w->H * sizeof(float));
     w->rowacc = malloc((size_t)max_batch * (2 * w->M + 2) * sizeof(double));
     w->dead = malloc((size_t)w->H);
-    w->hist = malloc(65536 * sizeof(uint32_t));
+    w->hist = malloc(CT_CCK_TOPK_BINS * sizeof(uint32_t));
     w->rowcnt = malloc(((size_t)max_batch + 1) * sizeof(size_t));
     if (!w->F || !w->Xh || !w->G || !w->mu || !w->nrm || !w->nsum || !w->fsum || !w->addv ||
         !w->rowacc || !w->dead || !w->hist || !w->rowcnt) {
@@ -148,179 +148,6 @@ static void decoder_norms(const float *W_dec, int H, int M, int d, const float *
         }
         nsum[j] = s;
     }
-}
-
-static inline uint32_t fbits(float x)
-{
-    uint32_t u;
-    memcpy(&u, &x, sizeof u);
-    return u;
-}
-
-/* BatchTopK over the whole batch: keeps the K largest scores s = F·n_j among the
- * positive ones (all of them when there are at most K); ties at the boundary are kept
- * in row-major order, so the choice is fully determined. Non-kept entries of F are
- * zeroed. Positive floats order like their bit patterns, so a two-pass 16-bit radix
- * select finds the K-th largest score exactly. Returns the smallest kept score. */
-static float batch_topk(ct_cc_workspace *w, float *F, int B, size_t K)
-{
-    int H = w->H;
-    const float *ns = w->nsum;
-    uint32_t *hist = w->hist;
-    memset(hist, 0, 65536 * sizeof *hist);
-    size_t npos = 0;
-    for (int b = 0; b < B; b++)
-        for (int j = 0; j < H; j++) {
-            float s = F[(size_t)b * H + j] * ns[j];
-            if (s > 0.0f) {
-                hist[fbits(s) >> 16]++;
-                npos++;
-            }
-        }
-    if (npos == 0)
-        return 0.0f;
-    uint32_t tbits;
-    size_t ties_keep;  /* how many entries equal to the threshold to keep */
-    if (K >= npos) {
-        /* Keep every positive entry: the threshold is the smallest positive score. */
-        int hb = 0;
-        while (hist[hb] == 0)
-            hb++;
-        uint32_t lo = UINT32_MAX;
-        for (int b = 0; b < B; b++)
-            for (int j = 0; j < H; j++) {
-                float s = F[(size_t)b * H + j] * ns[j];
-                if (s > 0.0f && (fbits(s) >> 16) == (uint32_t)hb && fbits(s) < lo)
-                    lo = fbits(s);
-            }
-        tbits = lo;
-        ties_keep = SIZE_MAX;
-    } else {
-        size_t above = 0;
-        int hb = 65535;
-        while (above + hist[hb] < K)
-            above += hist[hb--];
-        size_t r = K - above; /* entries to take from bucket hb */
-        memset(hist, 0, 65536 * sizeof *hist);
-        for (int b = 0; b < B; b++)
-            for (int j = 0; j < H; j++) {
-                float s = F[(size_t)b * H + j] * ns[j];
-                if (s > 0.0f && (fbits(s) >> 16) == (uint32_t)hb)
-                    hist[fbits(s) & 0xffffu]++;
-            }
-        size_t above2 = 0;
-        int lb = 65535;
-        while (above2 + hist[lb] < r)
-            above2 += hist[lb--];
-        tbits = ((uint32_t)hb << 16) | (uint32_t)lb;
-        ties_keep = r - above2;
-    }
-    float tval;
-    memcpy(&tval, &tbits, sizeof tval);
-    /* Ties per row, then a prefix so each row knows how many of its ties to keep. */
-    size_t *rc = w->rowcnt;
-#pragma omp parallel for schedule(static)
-    for (int b = 0; b < B; b++) {
-        size_t c = 0;
-        for (int j = 0; j < H; j++)
-            c += F[(size_t)b * H + j] * ns[j] == tval;
-        rc[b] = c;
-    }
-    size_t before = 0;
-    for (int b = 0; b < B; b++) {
-        size_t c = rc[b];
-        rc[b] = before;
-        before += c;
-    }
-#pragma omp parallel for schedule(static)
-    for (int b = 0; b < B; b++) {
-        size_t tie = rc[b];
-        float *r = F + (size_t)b * H;
-        for (int j = 0; j < H; j++) {
-            float s = r[j] * ns[j];
-            int keep = s > tval || (s == tval && tie++ < ties_keep);
-            if (!keep)
-                r[j] = 0.0f;
-        }
-    }
-    return tval;
-}
-
-typedef struct { float s; int32_t j; } scored;
-
-static int cmp_scored(const void *a, const void *b)
-{
-    const scored *x = a, *y = b;
-    if (x->s != y->s)
-        return x->s > y->s ? -1 : 1;
-    return (x->j > y->j) - (x->j < y->j);
-}
-
-/* AuxK selection: per row, the top k_aux dead latents by scaled activation among the
- * positive ones (a zero activation would add nothing to ê and passes no gradient
- * through ReLU, so leaving it out is the same as the reference's top-k over dead
- * latents that may pick zeros). R holds relu(pre) before the BatchTopK mask. */
-static int aux_select(ct_cc_workspace *w, const float *R, int B, int kk)
-{
-    int H = w->H;
-    size_t *rc = w->rowcnt;
-#pragma omp parallel for schedule(static)
-    for (int b = 0; b < B; b++) {
-        size_t c = 0;
-        for (int j = 0; j < H; j++)
-            c += w->dead[j] && R[(size_t)b * H + j] > 0.0f;
-        rc[b + 1] = c < (size_t)kk ? c : (size_t)kk;
-    }
-    rc[0] = 0;
-    for (int b = 0; b < B; b++)
-        rc[b + 1] += rc[b];
-    int rcode = ct_cck_csr_reserve(&w->acsr, B, H, rc[B]);
-    if (rcode)
-        return rcode;
-    memcpy(w->acsr.row_ptr, rc, ((size_t)B + 1) * sizeof *rc);
-    w->acsr.nnz = rc[B];
-    int fail = 0;
-#pragma omp parallel
-    {
-        scored *buf = malloc((size_t)H * sizeof *buf);
-        if (!buf) {
-#pragma omp atomic write
-            fail = 1;
-        }
-#pragma omp for schedule(static)
-        for (int b = 0; b < B; b++) {
-            if (!buf)
-                continue;
-            int c = 0;
-            for (int j = 0; j < H; j++) {
-                float v = R[(size_t)b * H + j];
-                if (w->dead[j] && v > 0.0f)
-                    buf[c++] = (scored){v * w->nsum[j], j};
-            }
-            if (c > kk)
-                qsort(buf, (size_t)c, sizeof *buf, cmp_scored);
-            int take = c < kk ? c : kk;
-            /* CSR columns ascend within a row: order the chosen ones by latent. */
-            int32_t *col = w->acsr.col + rc[b];
-            for (int t = 0; t < take; t++)
-                col[t] = buf[t].j;
-            for (int t = 1; t < take; t++) { /* insertion sort; take <= k_aux */
-                int32_t v = col[t];
-                int u = t - 1;
-                while (u >= 0 && col[u] > v) {
-                    col[u + 1] = col[u];
-                    u--;
-                }
-                col[u + 1] = v;
-            }
-            for (int t = 0; t < take; t++)
-                w->acsr.val[rc[b] + t] = R[(size_t)b * H + col[t]];
-        }
-        free(buf);
-    }
-    if (fail)
-        return ct_error_set(CT_ENOMEM, "crosscoder: out of memory selecting AuxK latents");
-    return 0;
 }
 
 /* Per-row terms of the reconstruction loss for row b: G = 2(x̂ − x)/B, and into
@@ -387,6 +214,31 @@ void ct_cc_losses_finish(const double *rowacc, int B, int M, const float *fsum, 
     out->loss = out->l2 + (double)lambda * out->l1;
 }
 
+int ct_cc_dead_latents(const ct_cc_config *cfg, const float *fsum, const uint64_t *since_fired, int B,
+                       uint8_t *dead)
+{
+    int nd = 0;
+    for (int j = 0; j < cfg->H; j++) {
+        int d = fsum[j] == 0.0f && since_fired[j] + (uint64_t)B >= (uint64_t)cfg->dead_tokens;
+        dead[j] = (uint8_t)d;
+        nd += d;
+    }
+    return nd;
+}
+
+float ct_cc_aux_finish(const ct_cc_config *cfg, double num, double den, int B, ct_cc_losses *out)
+{
+    float scale = 0.0f;
+    num /= B;
+    den /= B;
+    if (den > 0.0 && isfinite(num / den)) {
+        out->aux = num / den;
+        scale = (float)(cfg->aux_coeff * 2.0 / ((double)B * den));
+    }
+    out->loss += cfg->aux_coeff * out->aux;
+    return scale;
+}
+
 int ct_cc_forward_backward(const ct_crosscoder *cc, const float *X, int B,
                            const ct_cc_lossopt *opt, ct_cc_workspace *w,
                            ct_cc_losses *out, float *grad)
@@ -428,17 +280,10 @@ int ct_cc_forward_backward(const ct_crosscoder *cc, const float *X, int B,
             memcpy(w->dF, w->F, BH * sizeof(float));
         }
         if (opt->use_threshold) {
-            float th = opt->threshold;
-#pragma omp parallel for schedule(static)
-            for (int b = 0; b < B; b++) {
-                float *r = w->F + (size_t)b * H;
-                for (int j = 0; j < H; j++)
-                    if (!(r[j] * w->nsum[j] > th))
-                        r[j] = 0.0f;
-            }
+            ct_cck_threshold_mask(w->F, w->nsum, B, H, opt->threshold);
         } else {
             size_t K = (size_t)(opt->k > 0 ? opt->k : 0) * (size_t)B;
-            out->min_kept = batch_topk(w, w->F, B, K);
+            out->min_kept = ct_cck_batch_topk(w->F, w->nsum, B, H, K, w->hist, w->rowcnt);
         }
         nnz = ct_cck_relu_count(w->F, B, H, w->rowcnt); /* F ≥ 0 already: counts only */
     }
@@ -475,17 +320,15 @@ int ct_cc_forward_backward(const ct_crosscoder *cc, const float *X, int B,
 #pragma omp parallel for schedule(dynamic, 8)
             for (int b = 0; b < B; b++) {
                 float *y = w->Xh + (size_t)b * D;
+                size_t e0 = a->row_ptr[b], ne = a->row_ptr[b + 1] - e0;
                 memcpy(y, P->b_dec, (size_t)D * sizeof(float));
-                for (size_t e = a->row_ptr[b]; e < a->row_ptr[b + 1]; e++)
-                    ct_cck_axpy(y, a->val[e], P->W_dec + (size_t)a->col[e] * D, D);
+                ct_cck_axpy_gather(y, D, P->W_dec, (size_t)D, a->col + e0, a->val + e0, NULL, ne);
                 row_terms(w, X, b, g2);
                 if (grad) {
-                    const float *g = w->G + (size_t)b * D;
-                    for (size_t e = a->row_ptr[b]; e < a->row_ptr[b + 1]; e++) {
-                        int j = a->col[e];
-                        float v = ct_cck_dot(g, P->W_dec + (size_t)j * D, D);
-                        w->dpre[e] = add ? v + add[j] : v;
-                    }
+                    ct_cck_dot_gather(w->G + (size_t)b * D, D, P->W_dec, (size_t)D, a->col + e0, ne, w->dpre + e0);
+                    if (add)
+                        for (size_t e = e0; e < e0 + ne; e++)
+                            w->dpre[e] += add[a->col[e]];
                 }
             }
         } else {
@@ -519,17 +362,11 @@ int ct_cc_forward_backward(const ct_crosscoder *cc, const float *X, int B,
     /* AuxK: dead latents, their selection from relu(pre), and the aux reconstruction. */
     float aux_scale = 0.0f;
     if (want_aux) {
-        int nd = 0;
-        for (int j = 0; j < H; j++) {
-            int dead = w->fsum[j] == 0.0f &&
-                       opt->since_fired[j] + (uint64_t)B >= (uint64_t)cfg->dead_tokens;
-            w->dead[j] = (uint8_t)dead;
-            nd += dead;
-        }
+        int nd = ct_cc_dead_latents(cfg, w->fsum, opt->since_fired, B, w->dead);
         out->n_dead = nd;
         if (nd > 0) {
             int kk = cfg->k_aux < nd ? cfg->k_aux : nd;
-            if ((rc = aux_select(w, w->dF, B, kk)))
+            if ((rc = ct_cck_aux_select(w->dF, w->nsum, w->dead, B, H, kk, w->rowcnt, &w->acsr)))
                 goto done;
             if ((rc = lazy(&w->E, (size_t)w->max_batch * D)) || (rc = lazy(&w->Xa, (size_t)w->max_batch * D)))
                 goto done;
@@ -558,13 +395,7 @@ int ct_cc_forward_backward(const ct_crosscoder *cc, const float *X, int B,
                 num += w->rowacc[(size_t)b * RA];
                 den += w->rowacc[(size_t)b * RA + 1];
             }
-            num /= B;
-            den /= B;
-            if (den > 0.0 && isfinite(num / den)) {
-                out->aux = num / den;
-                aux_scale = (float)(cfg->aux_coeff * 2.0 / ((double)B * den));
-            }
-            out->loss += cfg->aux_coeff * out->aux;
+            aux_scale = ct_cc_aux_finish(cfg, num, den, B, out);
         }
     }
 

@@ -12,4 +12,13 @@
 void ct_cc_losses_finish(const double *rowacc, int B, int M, const float *fsum, const float *nsum, int H,
                          float lambda, ct_cc_losses *out);
 
+/* AuxK's dead latents for this batch: dead[j] = 1 when latent j did not fire in it
+ * (fsum[j] == 0) and since_fired[j] + B >= dead_tokens. Returns how many. */
+int ct_cc_dead_latents(const ct_cc_config *cfg, const float *fsum, const uint64_t *since_fired, int B,
+                       uint8_t *dead);
+/* From num = Σ_b ‖ê − e‖² and den = Σ_b ‖e − mean_batch(e)‖²: out->aux and its share of
+ * out->loss. Returns the factor c of AuxK's gradient with respect to ê, c·(ê − e), or 0
+ * when the ratio is undefined (then the term is left out). */
+float ct_cc_aux_finish(const ct_cc_config *cfg, double num, double den, int B, ct_cc_losses *out);
+
 #endif

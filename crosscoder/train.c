@@ -10,6 +10,7 @@
 #include "common/io.h"
 #include "common/progress.h"
 #include "crosscoder/binio.h"
+#include "crosscoder/prefetch.h"
 #include "crosscoder/rng.h"
 #include "crosscoder/train_cuda.h"
 #include "kernels/crosscoder_kernels.h"
@@ -34,8 +35,11 @@ struct ct_cc_trainer {
     ct_crosscoder *cc;
     ct_cc_source *train, *val;
     ct_cc_workspace *ws;
-    float *X;            /* [batch, M*d]: X_cpu, or the device's page-locked buffer */
-    float *X_cpu;
+    float *X;            /* [batch, M*d]: X_cpu, or the device's page-locked buffer 0 */
+    float *X_cpu;        /* also the scratch of evaluations */
+    float *X_alt;        /* the CPU's second batch buffer for prefetching (lazy) */
+    int prefetch;        /* ct_cc_trainer_set_prefetch's mode */
+    ct_cc_prefetch *pf;  /* running prefetcher, or NULL: then the trainer reads itself */
     float *grad;         /* [n_params] */
     float *opt;          /* [2*n_params]: Adam first then second moments */
     uint64_t *since_fired; /* [H] tokens since the latent last fired (BatchTopK) */
@@ -86,10 +90,12 @@ void ct_cc_trainer_free(ct_cc_trainer *t)
 {
     if (!t)
         return;
+    ct_cc_prefetch_stop(t->pf);
     ct_cc_cuda_close(t->dev);
     ct_cc_free(t->cc);
     ct_cc_workspace_free(t->ws);
     free(t->X_cpu);
+    free(t->X_alt);
     free(t->grad);
     free(t->opt);
     free(t->since_fired);
@@ -129,6 +135,7 @@ int ct_cc_trainer_create(const ct_cc_config *cfg_in, ct_cc_source *train, ct_cc_
     t->cfg = cfg;
     t->train = train;
     t->val = val;
+    t->prefetch = -1;
     if ((rc = ct_cc_create(&cfg, &t->cc)) || (rc = ct_cc_workspace_create(&cfg, cfg.batch, &t->ws))) {
         ct_cc_trainer_free(t);
         return rc;
@@ -171,10 +178,53 @@ static int sync_host(const ct_cc_trainer *t)
     return t->dev ? ct_cc_cuda_download(t->dev, t->cc->mem, t->opt) : 0;
 }
 
+/* Stops the prefetcher, leaving the training source at the first row not yet used. */
+static int stop_prefetch(ct_cc_trainer *t)
+{
+    int rc = ct_cc_prefetch_stop(t->pf);
+    t->pf = NULL;
+    return rc;
+}
+
+void ct_cc_trainer_set_prefetch(ct_cc_trainer *t, int mode)
+{
+    t->prefetch = mode;
+}
+
+/* The next training batch: from the prefetcher when it is wanted, else read here. */
+static int next_batch(ct_cc_trainer *t, float **X)
+{
+    int B = t->cfg.batch;
+    int want = t->prefetch < 0 ? t->dev != NULL : t->prefetch;
+    if (!want) {
+        int rc = stop_prefetch(t);
+        *X = t->X;
+        return rc ? rc : t->train->next(t->train->ctx, t->X, (size_t)B);
+    }
+    if (!t->pf) {
+        float *buf[2] = {t->X, NULL};
+        if (t->dev) {
+            buf[1] = ct_cc_cuda_batch_buffer(t->dev, 1);
+        } else {
+            if (!t->X_alt && !(t->X_alt = malloc((size_t)B * t->cfg.M * t->cfg.d * sizeof(float))))
+                return ct_error_set(CT_ENOMEM, "crosscoder trainer: out of memory for a second batch buffer");
+            buf[1] = t->X_alt;
+        }
+        int rc = ct_cc_prefetch_start(t->train, buf, (size_t)B, &t->pf);
+        if (rc)
+            return rc;
+    }
+    return ct_cc_prefetch_next(t->pf, X);
+}
+
 int ct_cc_trainer_set_device(ct_cc_trainer *t, ct_device dev)
 {
+    /* The batch buffers change with the device. */
+    int rc = stop_prefetch(t);
+    if (rc)
+        return rc;
     if (dev == CT_DEVICE_CPU) {
-        int rc = sync_host(t);
+        rc = sync_host(t);
         if (rc)
             return rc;
         ct_cc_cuda_close(t->dev);
@@ -187,7 +237,7 @@ int ct_cc_trainer_set_device(ct_cc_trainer *t, ct_device dev)
     if (t->dev)
         return 0;
     ct_cc_cuda *d;
-    int rc = ct_cc_cuda_open(&t->cfg, &d);
+    rc = ct_cc_cuda_open(&t->cfg, &d);
     if (rc)
         return rc;
     if ((rc = ct_cc_cuda_upload(d, t->cc->mem, t->opt))) {
@@ -195,7 +245,7 @@ int ct_cc_trainer_set_device(ct_cc_trainer *t, ct_device dev)
         return rc;
     }
     t->dev = d;
-    t->X = ct_cc_cuda_batch_buffer(d);
+    t->X = ct_cc_cuda_batch_buffer(d, 0);
     return 0;
 }
 
@@ -255,7 +305,9 @@ int ct_cc_trainer_evaluate(ct_cc_trainer *t, ct_cc_source *src, size_t rows, cha
     if (!src || rows == 0)
         return ct_error_set(CT_EINVAL, "crosscoder evaluate: need a source and rows >= 1");
     ct_cc_cursor zero = {0, 0};
-    int rc = src->seek(src->ctx, &zero);
+    int rc = src == t->train ? stop_prefetch(t) : 0; /* the reading thread must let go of it */
+    if (!rc)
+        rc = src->seek(src->ctx, &zero);
     if (rc)
         return rc;
     if ((rc = sync_host(t)))
@@ -277,10 +329,10 @@ int ct_cc_trainer_evaluate(ct_cc_trainer *t, ct_cc_source *src, size_t rows, cha
     opt.threshold = t->cc->threshold;
     for (size_t done = 0; done < rows;) {
         int nb = rows - done < (size_t)c->batch ? (int)(rows - done) : c->batch;
-        if ((rc = src->next(src->ctx, t->X, (size_t)nb)))
+        if ((rc = src->next(src->ctx, t->X_cpu, (size_t)nb)))
             break;
         ct_cc_losses l = {.ev = t->ev, .fire_count = count};
-        if ((rc = ct_cc_forward_backward(t->cc, t->X, nb, &opt, t->ws, &l, NULL)))
+        if ((rc = ct_cc_forward_backward(t->cc, t->X_cpu, nb, &opt, t->ws, &l, NULL)))
             break;
         l2 += l.l2 * nb;
         l1 += l.l1 * nb;
@@ -371,7 +423,8 @@ int ct_cc_trainer_step(ct_cc_trainer *t, ct_cc_losses *out)
 {
     const ct_cc_config *c = &t->cfg;
     int B = c->batch;
-    int rc = t->train->next(t->train->ctx, t->X, (size_t)B);
+    float *X;
+    int rc = next_batch(t, &X);
     if (rc)
         return ct_error_wrap(rc, "crosscoder trainer: reading batch %ld", t->step);
     ct_cc_lossopt opt = CT_CC_LOSSOPT_INIT;
@@ -382,9 +435,9 @@ int ct_cc_trainer_step(ct_cc_trainer *t, ct_cc_losses *out)
     ct_cc_losses l = {.ev = t->ev, .fired = t->fired};
     ct_cck_fpmode_enter();
     if (t->dev)
-        rc = ct_cc_cuda_forward_backward(t->dev, t->X, B, &opt, &l);
+        rc = ct_cc_cuda_forward_backward(t->dev, X, B, &opt, &l);
     else
-        rc = ct_cc_forward_backward(t->cc, t->X, B, &opt, t->ws, &l, t->grad);
+        rc = ct_cc_forward_backward(t->cc, X, B, &opt, t->ws, &l, t->grad);
     if (rc) {
         ct_cck_fpmode_restore();
         return rc;
@@ -435,6 +488,8 @@ int ct_cc_trainer_step(ct_cc_trainer *t, ct_cc_losses *out)
     }
     ct_cck_fpmode_restore();
     t->step++;
+    if (t->step >= c->steps && (rc = stop_prefetch(t))) /* nothing more to read */
+        return rc;
 
     t->acc_n++;
     t->acc_loss += l.loss;
@@ -491,12 +546,16 @@ int ct_cc_trainer_run(ct_cc_trainer *t)
     return rc;
 }
 
-int ct_cc_trainer_save(const ct_cc_trainer *t, void **buf, size_t *len)
+int ct_cc_trainer_save(ct_cc_trainer *t, void **buf, size_t *len)
 {
     const ct_cc_config *c = &t->cfg;
     size_t np = t->cc->n_params;
     ct_cc_cursor cur;
-    int rc = sync_host(t);
+    /* The caller may write to where the rows come from next (the cache): nothing reads
+     * ahead until the next step. */
+    int rc = stop_prefetch(t);
+    if (!rc)
+        rc = sync_host(t);
     if (!rc)
         rc = t->train->tell(t->train->ctx, &cur);
     if (rc)
@@ -572,6 +631,7 @@ int ct_cc_trainer_restore(ct_cc_trainer *t, const void *buf, size_t len, const c
     size_t need = (size_t)c->M * 4 + (size_t)c->H * 8 + 8 + np * 12 + 8 + 48 + (size_t)c->M * 8 + (size_t)c->H;
     if (r.short_read || r.len - r.off != need || step > (uint64_t)c->steps)
         return ct_error_set(CT_ECORRUPT, "%s: training state has the wrong size for its config", name);
+    stop_prefetch(t); /* its position is about to be replaced */
     if ((rc = t->train->seek(t->train->ctx, &cur)))
         return ct_error_wrap(rc, "%s", name);
     ct_cc_get_f32s(&r, t->cc->scale, (size_t)c->M);
@@ -599,7 +659,7 @@ int ct_cc_trainer_restore(ct_cc_trainer *t, const void *buf, size_t len, const c
     return t->dev ? ct_cc_cuda_upload(t->dev, t->cc->mem, t->opt) : 0;
 }
 
-int ct_cc_trainer_save_file(const ct_cc_trainer *t, const char *path)
+int ct_cc_trainer_save_file(ct_cc_trainer *t, const char *path)
 {
     void *buf;
     size_t len;

@@ -36,11 +36,15 @@ int ct_cc_trainer_create(const ct_cc_config *cfg, ct_cc_source *train, ct_cc_sou
 void ct_cc_trainer_free(ct_cc_trainer *t);
 void ct_cc_trainer_set_callbacks(ct_cc_trainer *t, const ct_cc_callbacks *cb);
 /* Where the steps run (default CPU). CUDA keeps the parameters, Adam moments and every
- * per-step buffer on the GPU and runs the dense L1 kernels there (cuBLAS fp32, fixed-order
- * reductions: bit-identical across runs on one GPU, within fp32 rounding of the CPU); the
- * model, saves and evaluations see the device state. CT_EUNSUPPORTED without a CUDA build
- * or device, and for BatchTopK ("BatchTopK on CUDA is not supported"). */
+ * per-step buffer on the GPU and runs the dense kernels of either model there (cuBLAS
+ * fp32, fixed-order reductions: bit-identical across runs on one GPU, within fp32
+ * rounding of the CPU); the model, saves and evaluations see the device state.
+ * CT_EUNSUPPORTED without a CUDA build or device. */
 int ct_cc_trainer_set_device(ct_cc_trainer *t, ct_device dev);
+/* Read each next batch on a background thread while the current step computes
+ * (crosscoder/prefetch.h): 1 on, 0 off, -1 (the default) on for CUDA only, where the host
+ * is otherwise idle while the GPU trains. Results are the same either way. */
+void ct_cc_trainer_set_prefetch(ct_cc_trainer *t, int mode);
 /* Show a progress line (common/progress.h) during ct_cc_trainer_run; default off. */
 void ct_cc_trainer_set_progress(ct_cc_trainer *t, int on);
 
@@ -55,12 +59,14 @@ ct_crosscoder *ct_cc_trainer_model(ct_cc_trainer *t);
 const ct_cc_config *ct_cc_trainer_config(const ct_cc_trainer *t);
 
 /* Full training state: "CTCCSTAT", version, config, step, RNG, data cursor, θ, dead
- * counters, parameters, Adam moments, metric accumulators, SHA-256. *buf is malloc'd. */
-int ct_cc_trainer_save(const ct_cc_trainer *t, void **buf, size_t *len);
+ * counters, parameters, Adam moments, metric accumulators, SHA-256. *buf is malloc'd.
+ * Stops any reading ahead (the next step resumes it), so the caller may then write to
+ * the store the training rows come from. */
+int ct_cc_trainer_save(ct_cc_trainer *t, void **buf, size_t *len);
 /* Restores a state saved by a trainer with the same config (CT_EINVAL otherwise) and
  * seeks the training source to the saved cursor. `name` labels errors. */
 int ct_cc_trainer_restore(ct_cc_trainer *t, const void *buf, size_t len, const char *name);
-int ct_cc_trainer_save_file(const ct_cc_trainer *t, const char *path);
+int ct_cc_trainer_save_file(ct_cc_trainer *t, const char *path);
 int ct_cc_trainer_restore_file(ct_cc_trainer *t, const char *path);
 
 /* Metrics of the current model over `rows` rows of `src` read from its start (the

@@ -1,6 +1,8 @@
-/* The trainer's CUDA side (see train_cuda.h): device buffers, one dense L1 loss
- * evaluation per step through kernels/cuda/crosscoder_l1.cu, clipping and Adam on the
- * device. A build without CUDA compiles the entry points as refusals. */
+/* The trainer's CUDA side (see train_cuda.h): device buffers, one dense loss evaluation
+ * per step through kernels/cuda/crosscoder_train.cu (L1, or BatchTopK with AuxK: the
+ * host decides the dead latents between the forward and the backward, as the CPU path
+ * does), clipping and Adam on the device. A build without CUDA compiles the entry points
+ * as refusals. */
 #include "crosscoder/train_cuda.h"
 
 #include "common/error.h"
@@ -13,13 +15,15 @@
 #ifdef CT_HAVE_CUDA
 
 struct ct_cc_cuda {
+    ct_cc_config cfg;
     int M, d, H, D, batch;
     size_t np;
     float *params, *grad, *m, *v, *X; /* device */
-    float *Xpin;                      /* page-locked host [batch, D] */
-    ct_cck_cuda_l1 *l1;
+    float *Xpin[2];                   /* page-locked host [batch, D] each */
+    ct_cck_cuda_cc *cc;
     double *rowacc;                   /* host [batch*(2M+1)] */
     float *fsum, *nsum;               /* host [H] */
+    uint8_t *dead;                    /* host [H] AuxK's dead latents of the batch */
     int host_stale;                   /* the device parameters changed since the last copy */
 };
 
@@ -32,10 +36,12 @@ void ct_cc_cuda_close(ct_cc_cuda *d)
     ct_cck_cuda_free(d->m);
     ct_cck_cuda_free(d->v);
     ct_cck_cuda_free(d->X);
-    ct_cck_cuda_host_free(d->Xpin);
-    if (d->l1)
-        ct_cck_cuda_l1_free(d->l1);
+    ct_cck_cuda_host_free(d->Xpin[0]);
+    ct_cck_cuda_host_free(d->Xpin[1]);
+    if (d->cc)
+        ct_cck_cuda_cc_free(d->cc);
     free(d->rowacc);
+    free(d->dead);
     free(d->fsum);
     free(d->nsum);
     free(d);
@@ -44,14 +50,12 @@ void ct_cc_cuda_close(ct_cc_cuda *d)
 int ct_cc_cuda_open(const ct_cc_config *cfg, ct_cc_cuda **out)
 {
     *out = NULL;
-    if (cfg->type != CT_CC_L1)
-        return ct_error_set(CT_EUNSUPPORTED, "crosscoder: BatchTopK on CUDA is not supported; train it with "
-                            "device cpu");
     if (ct_cck_cuda_device_count() <= 0)
         return ct_error_set(CT_EUNSUPPORTED, "crosscoder: no CUDA device is available");
     ct_cc_cuda *d = calloc(1, sizeof *d);
     if (!d)
         return ct_error_set(CT_ENOMEM, "crosscoder: out of memory");
+    d->cfg = *cfg;
     d->M = cfg->M;
     d->d = cfg->d;
     d->H = cfg->H;
@@ -63,15 +67,17 @@ int ct_cc_cuda_open(const ct_cc_config *cfg, ct_cc_cuda **out)
     if ((rc = ct_cck_cuda_alloc((void **)&d->params, nb)) || (rc = ct_cck_cuda_alloc((void **)&d->grad, nb)) ||
         (rc = ct_cck_cuda_alloc((void **)&d->m, nb)) || (rc = ct_cck_cuda_alloc((void **)&d->v, nb)) ||
         (rc = ct_cck_cuda_alloc((void **)&d->X, (size_t)d->batch * d->D * sizeof(float))) ||
-        (rc = ct_cck_cuda_host_alloc((void **)&d->Xpin, (size_t)d->batch * d->D * sizeof(float))) ||
-        (rc = ct_cck_cuda_l1_create(d->M, d->d, d->H, d->batch, &d->l1))) {
+        (rc = ct_cck_cuda_host_alloc((void **)&d->Xpin[0], (size_t)d->batch * d->D * sizeof(float))) ||
+        (rc = ct_cck_cuda_host_alloc((void **)&d->Xpin[1], (size_t)d->batch * d->D * sizeof(float))) ||
+        (rc = ct_cck_cuda_cc_create(d->M, d->d, d->H, d->batch, &d->cc))) {
         ct_cc_cuda_close(d);
         return ct_error_wrap(rc, "crosscoder: setting up CUDA training (%zu parameters)", d->np);
     }
     d->rowacc = malloc((size_t)d->batch * (2 * d->M + 1) * sizeof(double));
     d->fsum = malloc((size_t)d->H * sizeof(float));
     d->nsum = malloc((size_t)d->H * sizeof(float));
-    if (!d->rowacc || !d->fsum || !d->nsum) {
+    d->dead = malloc((size_t)d->H);
+    if (!d->rowacc || !d->fsum || !d->nsum || !d->dead) {
         ct_cc_cuda_close(d);
         return ct_error_set(CT_ENOMEM, "crosscoder: out of memory for CUDA training");
     }
@@ -79,7 +85,7 @@ int ct_cc_cuda_open(const ct_cc_config *cfg, ct_cc_cuda **out)
     return 0;
 }
 
-float *ct_cc_cuda_batch_buffer(ct_cc_cuda *d) { return d->Xpin; }
+float *ct_cc_cuda_batch_buffer(ct_cc_cuda *d, int i) { return d->Xpin[i & 1]; }
 
 int ct_cc_cuda_upload(ct_cc_cuda *d, const float *params, const float *moments)
 {
@@ -110,21 +116,53 @@ int ct_cc_cuda_forward_backward(ct_cc_cuda *d, const float *X, int B, const ct_c
 {
     if (B < 1 || B > d->batch)
         return ct_error_set(CT_EINVAL, "crosscoder: batch of %d rows outside 1..%d", B, d->batch);
+    const ct_cc_config *c = &d->cfg;
     double *ev = out->ev;
     uint8_t *fired = out->fired;
     memset(out, 0, sizeof *out);
     out->ev = ev;
     out->fired = fired;
-    int rc = ct_cck_cuda_copy(d->X, X, (size_t)B * d->D * sizeof(float), 1);
+    int topk = c->type == CT_CC_BATCHTOPK;
+    /* The same conditions as the CPU path (crosscoder/loss.c), which always has a gradient here. */
+    int want_aux = topk && opt->since_fired && !opt->use_threshold && c->aux_coeff != 0.0f;
+    float lambda = topk ? 0.0f : opt->lambda;
+    ct_cck_cuda_select sel = CT_CCK_CUDA_SELECT_INIT;
+    sel.topk = topk;
+    sel.use_threshold = opt->use_threshold;
+    sel.threshold = opt->threshold;
+    sel.K = (size_t)(opt->k > 0 ? opt->k : 0) * (size_t)B;
+    sel.keep_relu = want_aux;
     size_t nnz = 0;
+    float aux_scale = 0.0f;
+    int rc = ct_cck_cuda_copy(d->X, X, (size_t)B * d->D * sizeof(float), 1);
     if (!rc)
-        rc = ct_cck_cuda_l1_fwbw(d->l1, d->params, d->X, B, opt->lambda, d->grad, d->rowacc, d->fsum, d->nsum,
-                                 &nnz);
+        rc = ct_cck_cuda_cc_forward(d->cc, d->params, d->X, B, &sel, &out->min_kept);
+    if (!rc && topk) {
+        /* AuxK needs the batch's firing pattern before the backward. */
+        rc = ct_cck_cuda_cc_results(d->cc, B, d->rowacc, d->fsum, d->nsum, &nnz);
+        if (!rc)
+            ct_cc_losses_finish(d->rowacc, B, d->M, d->fsum, d->nsum, d->H, lambda, out);
+        if (!rc && want_aux && (out->n_dead = ct_cc_dead_latents(c, d->fsum, opt->since_fired, B, d->dead)) > 0) {
+            int kk = c->k_aux < out->n_dead ? c->k_aux : out->n_dead;
+            double num, den;
+            rc = ct_cck_cuda_cc_aux(d->cc, d->params, d->X, B, d->dead, kk, &num, &den);
+            if (!rc)
+                aux_scale = ct_cc_aux_finish(c, num, den, B, out);
+        }
+        if (!rc)
+            rc = ct_cck_cuda_cc_backward(d->cc, d->params, d->X, B, lambda, aux_scale, d->grad);
+    } else if (!rc) {
+        /* L1: queue the backward before waiting for the sums. */
+        rc = ct_cck_cuda_cc_backward(d->cc, d->params, d->X, B, lambda, 0.0f, d->grad);
+        if (!rc)
+            rc = ct_cck_cuda_cc_results(d->cc, B, d->rowacc, d->fsum, d->nsum, &nnz);
+        if (!rc)
+            ct_cc_losses_finish(d->rowacc, B, d->M, d->fsum, d->nsum, d->H, lambda, out);
+    }
     if (rc)
         return rc;
     out->l0 = (double)nnz / B;
     out->density = (double)nnz / ((double)B * d->H);
-    ct_cc_losses_finish(d->rowacc, B, d->M, d->fsum, d->nsum, d->H, opt->lambda, out);
     return 0;
 }
 
@@ -152,9 +190,9 @@ int ct_cc_cuda_open(const ct_cc_config *cfg, ct_cc_cuda **out)
     return no_cuda();
 }
 void ct_cc_cuda_close(ct_cc_cuda *d) { (void)d; }
-float *ct_cc_cuda_batch_buffer(ct_cc_cuda *d)
+float *ct_cc_cuda_batch_buffer(ct_cc_cuda *d, int i)
 {
-    (void)d;
+    (void)d, (void)i;
     return NULL;
 }
 int ct_cc_cuda_upload(ct_cc_cuda *d, const float *params, const float *moments)

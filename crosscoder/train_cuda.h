@@ -2,7 +2,7 @@
  * moments, batch, activations and gradients live on the GPU; the host keeps copies of
  * the parameters and moments that are refreshed on demand (saving, evaluating, reading
  * the model), and the per-step figures come back as small per-row and per-latent sums.
- * Only the L1 model runs on CUDA (dense kernels); BatchTopK is refused at open. */
+ * Both models run on CUDA, with the dense kernels. */
 #ifndef CT_CROSSCODER_TRAIN_CUDA_H
 #define CT_CROSSCODER_TRAIN_CUDA_H
 
@@ -13,12 +13,13 @@
 
 typedef struct ct_cc_cuda ct_cc_cuda;
 
-/* CT_EUNSUPPORTED for a build or machine without CUDA, or for BatchTopK. */
+/* CT_EUNSUPPORTED for a build or machine without CUDA. */
 int ct_cc_cuda_open(const ct_cc_config *cfg, ct_cc_cuda **out);
 void ct_cc_cuda_close(ct_cc_cuda *d); /* NULL ok */
-/* A page-locked host buffer for batch_rows rows (owned by d): the trainer reads its
- * batches into it so that uploading them runs at full bus speed. */
-float *ct_cc_cuda_batch_buffer(ct_cc_cuda *d);
+/* Page-locked host buffer i (0 or 1) for batch_rows rows (owned by d): the trainer
+ * reads its batches into them so that uploading runs at full bus speed, into both in
+ * turn when it reads ahead. */
+float *ct_cc_cuda_batch_buffer(ct_cc_cuda *d, int i);
 /* Copies params[np] and Adam moments[2*np] (first then second) to the device. */
 int ct_cc_cuda_upload(ct_cc_cuda *d, const float *params, const float *moments);
 /* Copies them back when the device has changed them since the last copy. */

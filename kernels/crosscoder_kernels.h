@@ -83,6 +83,23 @@ void ct_cck_gather_rows(const ct_cck_csc *c, const float *vals, const float *A, 
 void ct_cck_gather_cols(const ct_cck_csc *c, const float *vals, const float *A, int D,
                         float *dWt, float *colsum, int accumulate);
 
+/* BatchTopK selections (kernels/cpu/crosscoder_topk.c; the CUDA versions pick the same
+ * entries). Scores are F[b,j]·ns[j] with F ≥ 0 and ns ≥ 0; the radix step is in
+ * kernels/topk_bin.h. */
+#define CT_CCK_TOPK_BINS 65536
+/* Keeps the K largest positive scores of the whole batch (all of them when there are
+ * at most K; ties at the boundary kept in row-major order) and zeroes every other entry
+ * of F[B,H]. Returns the smallest kept score, 0 when none is kept. hist is scratch of
+ * CT_CCK_TOPK_BINS, rowcnt of B. */
+float ct_cck_batch_topk(float *F, const float *ns, int B, int H, size_t K, uint32_t *hist, size_t *rowcnt);
+/* Zeroes the entries whose score is not above threshold (BatchTopK at inference). */
+void ct_cck_threshold_mask(float *F, const float *ns, int B, int H, float threshold);
+/* AuxK: per row of R[B,H] (relu(pre) before the top-k), the kk entries of dead latents
+ * (dead[j] != 0) with the largest positive R (score R·ns, ties to the lower latent),
+ * as CSR in out (columns ascending). rowcnt is scratch of B+1. 0 or CT_ENOMEM. */
+int ct_cck_aux_select(const float *R, const float *ns, const uint8_t *dead, int B, int H, int kk,
+                      size_t *rowcnt, ct_cck_csr *out);
+
 /* Dense backward GEMMs. dF[B,H] = G[B,D] W_dec[H,D]^T. */
 void ct_cck_grad_f_dense(const float *G, const float *W_dec, float *dF, int B, int D, int H);
 /* dW_dec[H,D] = F^T G; dW_enc[D,H] = X^T dPre. */
@@ -109,6 +126,22 @@ void ct_cck_adam_span(float *p, const float *g, float *m, float *v, size_t n, co
 /* y[0..n) += a * x[0..n) and dot(x, y), vectorised with a fixed summation order. */
 void ct_cck_axpy(float *y, float a, const float *x, int n);
 float ct_cck_dot(const float *x, const float *y, int n);
+/* The same over many rows of a matrix X with leading dimension ld, results bit for bit
+ * those of the loops over ct_cck_axpy / ct_cck_dot (entries in order), with the loads of
+ * y or g shared by a few entries at a time:
+ *   axpy_gather: y[0..n) += val[pos ? pos[t] : t] * X[idx[t]*ld + 0..n) for t = 0..cnt-1;
+ *   dot_gather:  out[t] = ct_cck_dot(g, X + idx[t]*ld, n) for t = 0..cnt-1. */
+void ct_cck_axpy_gather(float *y, int n, const float *X, size_t ld, const int32_t *idx, const float *val,
+                        const size_t *pos, size_t cnt);
+void ct_cck_dot_gather(const float *g, int n, const float *X, size_t ld, const int32_t *idx, size_t cnt,
+                       float *out);
+/* The positive entries of r[0..n) in order: col[] their indices, val[] their values;
+ * returns how many (at most n are written). */
+size_t ct_cck_positive(const float *r, int n, int32_t *col, float *val);
+/* In place r = relu(r) over r[0..n); returns how many entries are positive. */
+size_t ct_cck_relu_count_row(float *r, int n);
+/* o[i*ldo + r] = s[r*lds + i] (+= when accumulate) for r < rows, i < cols. */
+void ct_cck_transpose(float *o, size_t ldo, const float *s, size_t lds, int rows, int cols, int accumulate);
 
 #ifdef CT_HAVE_CUDA
 /* CUDA versions (kernels/cuda/crosscoder_cuda.cu) of the elementwise training kernels;
@@ -126,21 +159,60 @@ int ct_cck_cuda_adam(float *p, const float *g, float *m, float *v, size_t n, flo
 int ct_cck_cuda_sumsq(const float *x, size_t n, double *out);
 int ct_cck_cuda_relu_count(float *F, int B, int H, size_t *row_ptr);
 
-/* Dense forward and backward of the L1 model's losses on the device
- * (kernels/cuda/crosscoder_l1.cu), the same operations as the CPU's dense path with
- * cuBLAS SGEMM in plain fp32 and fixed-order reductions: repeatable bit for bit on one
- * GPU, within fp32 rounding of the CPU. The scratch for batches of up to max_batch rows
- * is owned by the opaque handle. */
-typedef struct ct_cck_cuda_l1 ct_cck_cuda_l1;
-int ct_cck_cuda_l1_create(int M, int d, int H, int max_batch, ct_cck_cuda_l1 **out);
-void ct_cck_cuda_l1_free(ct_cck_cuda_l1 *w); /* NULL ok */
-/* params (device, [D*H + H + H*D + D] in the W_enc, b_enc, W_dec, b_dec order) and X
- * (device, [B,D]); grad (device, same layout; NULL for a forward pass only) receives
- * the gradient of L2 + lambda*L1. Host outputs: rowacc[B*(2M+1)] (per row and checkpoint
- * the squared error and the variance around the batch mean, then the row's total
- * error), fsum[H] (Σ_b f_bj), nsum[H] (Σ_m ‖W_dec[j,m]‖) and *nnz (active entries). */
-int ct_cck_cuda_l1_fwbw(ct_cck_cuda_l1 *w, const float *params, const float *X, int B, float lambda,
-                        float *grad, double *rowacc, float *fsum, float *nsum, size_t *nnz);
+/* Dense forward and backward of the crosscoder losses on the device
+ * (kernels/cuda/crosscoder_train.cu, selections in crosscoder_topk.cu): the same
+ * operations as the CPU's dense path with cuBLAS SGEMM in plain fp32 and fixed-order
+ * reductions, repeatable bit for bit on one GPU and within fp32 rounding of the CPU.
+ * The scratch for batches of up to max_batch rows is owned by the opaque handle.
+ *
+ * params (device, [D*H + H + H*D + D] in the W_enc, b_enc, W_dec, b_dec order) and X
+ * (device, [B,D]) are the caller's. One evaluation is forward, then for BatchTopK with
+ * dead latents aux, then backward when a gradient is wanted; results may be read after
+ * forward or after backward. */
+typedef struct ct_cck_cuda_cc ct_cck_cuda_cc;
+int ct_cck_cuda_cc_create(int M, int d, int H, int max_batch, ct_cck_cuda_cc **out);
+void ct_cck_cuda_cc_free(ct_cck_cuda_cc *w); /* NULL ok */
+
+/* How the forward pass picks the active latents after the ReLU. */
+typedef struct ct_cck_cuda_select {
+    int topk;            /* 0: every positive latent (L1); 1: BatchTopK */
+    int use_threshold;   /* BatchTopK: keep scores above threshold instead of the top K */
+    float threshold;
+    size_t K;            /* BatchTopK: scores kept over the batch (k·B) */
+    int keep_relu;       /* keep relu(pre) before the selection, for aux */
+} ct_cck_cuda_select;
+#define CT_CCK_CUDA_SELECT_INIT { .topk = 0, .use_threshold = 0, .threshold = 0.0f, .K = 0, .keep_relu = 0 }
+
+/* pre = X W_enc + b_enc, f = the selection of relu(pre), x̂ = f W_dec + b_dec, and the
+ * per-row loss terms. *min_kept (may be NULL) receives the smallest kept score of a
+ * top-K selection, 0 otherwise. */
+int ct_cck_cuda_cc_forward(ct_cck_cuda_cc *w, const float *params, const float *X, int B,
+                           const ct_cck_cuda_select *sel, float *min_kept);
+/* Host copies of the last forward's sums: rowacc[B*(2M+1)] (per row and checkpoint the
+ * squared error and the variance around the batch mean, then the row's total error),
+ * fsum[H] (Σ_b f_bj), nsum[H] (Σ_m ‖W_dec[j,m]‖) and *nnz (active entries). Waits for
+ * the work queued so far and reports any asynchronous failure. */
+int ct_cck_cuda_cc_results(ct_cck_cuda_cc *w, int B, double *rowacc, float *fsum, float *nsum, size_t *nnz);
+/* AuxK after a forward with keep_relu: per row the kk dead latents (host dead[H]) with
+ * the largest relu(pre) (as ct_cck_aux_select), ê = f_aux W_dec and e = x − x̂; *num and
+ * *den receive Σ_b ‖ê − e‖² and Σ_b ‖e − mean_batch(e)‖², summed in row order. */
+int ct_cck_cuda_cc_aux(ct_cck_cuda_cc *w, const float *params, const float *X, int B, const uint8_t *dead,
+                       int kk, double *num, double *den);
+/* grad (device, the params layout) receives the gradient of L2 + lambda·L1 and, when
+ * aux_scale != 0, of the AuxK term whose residual gradient is aux_scale·(ê − e). */
+int ct_cck_cuda_cc_backward(ct_cck_cuda_cc *w, const float *params, const float *X, int B, float lambda,
+                            float aux_scale, float *grad);
+/* Host copies of the last forward's activations f[B,H] and, after aux, the AuxK
+ * activations [B,H] (zero outside the chosen entries); either may be NULL. */
+int ct_cck_cuda_cc_activations(ct_cck_cuda_cc *w, int B, float *f, float *f_aux);
+
+/* The selections alone, on device arrays, for checking them against the CPU
+ * references: ct_cck_batch_topk on F[B,H] (H of the handle) and ct_cck_aux_select
+ * writing the chosen entries of R densely into A[B,H] (dead is host [H]). */
+int ct_cck_cuda_batch_topk(ct_cck_cuda_cc *w, float *F, const float *ns, int B, size_t K, float *min_kept);
+int ct_cck_cuda_threshold_mask(float *F, const float *ns, int B, int H, float threshold);
+int ct_cck_cuda_aux_select(ct_cck_cuda_cc *w, const float *R, const float *ns, const uint8_t *dead, int B,
+                           int kk, float *A);
 #endif
 
 #endif

@@ -144,12 +144,33 @@ FORWARD_INT(ct_cck_cuda_adam,
 FORWARD_INT(ct_cck_cuda_sumsq, (const float *x, size_t n, double *out), (x, n, out), CT_EUNSUPPORTED)
 FORWARD_INT(ct_cck_cuda_relu_count, (float *F, int B, int H, size_t *row_ptr), (F, B, H, row_ptr),
             CT_EUNSUPPORTED)
-FORWARD_INT(ct_cck_cuda_l1_create, (int M, int d, int H, int max_batch, ct_cck_cuda_l1 **out),
+FORWARD_INT(ct_cck_cuda_cc_create, (int M, int d, int H, int max_batch, ct_cck_cuda_cc **out),
             (M, d, H, max_batch, out), CT_EUNSUPPORTED)
-FORWARD_VOID(ct_cck_cuda_l1_free, (ct_cck_cuda_l1 *w), (w))
-FORWARD_INT(ct_cck_cuda_l1_fwbw,
-            (ct_cck_cuda_l1 *w, const float *params, const float *X, int B, float lambda, float *grad,
-             double *rowacc, float *fsum, float *nsum, size_t *nnz),
-            (w, params, X, B, lambda, grad, rowacc, fsum, nsum, nnz), CT_EUNSUPPORTED)
+FORWARD_VOID(ct_cck_cuda_cc_free, (ct_cck_cuda_cc *w), (w))
+FORWARD_INT(ct_cck_cuda_cc_forward,
+            (ct_cck_cuda_cc *w, const float *params, const float *X, int B, const ct_cck_cuda_select *sel,
+             float *min_kept),
+            (w, params, X, B, sel, min_kept), CT_EUNSUPPORTED)
+FORWARD_INT(ct_cck_cuda_cc_results,
+            (ct_cck_cuda_cc *w, int B, double *rowacc, float *fsum, float *nsum, size_t *nnz),
+            (w, B, rowacc, fsum, nsum, nnz), CT_EUNSUPPORTED)
+FORWARD_INT(ct_cck_cuda_cc_aux,
+            (ct_cck_cuda_cc *w, const float *params, const float *X, int B, const uint8_t *dead, int kk,
+             double *num, double *den),
+            (w, params, X, B, dead, kk, num, den), CT_EUNSUPPORTED)
+FORWARD_INT(ct_cck_cuda_cc_backward,
+            (ct_cck_cuda_cc *w, const float *params, const float *X, int B, float lambda, float aux_scale,
+             float *grad),
+            (w, params, X, B, lambda, aux_scale, grad), CT_EUNSUPPORTED)
+FORWARD_INT(ct_cck_cuda_cc_activations, (ct_cck_cuda_cc *w, int B, float *f, float *f_aux), (w, B, f, f_aux),
+            CT_EUNSUPPORTED)
+FORWARD_INT(ct_cck_cuda_batch_topk,
+            (ct_cck_cuda_cc *w, float *F, const float *ns, int B, size_t K, float *min_kept),
+            (w, F, ns, B, K, min_kept), CT_EUNSUPPORTED)
+FORWARD_INT(ct_cck_cuda_threshold_mask, (float *F, const float *ns, int B, int H, float threshold),
+            (F, ns, B, H, threshold), CT_EUNSUPPORTED)
+FORWARD_INT(ct_cck_cuda_aux_select,
+            (ct_cck_cuda_cc *w, const float *R, const float *ns, const uint8_t *dead, int B, int kk, float *A),
+            (w, R, ns, dead, B, kk, A), CT_EUNSUPPORTED)
 
 #endif /* CT_HAVE_CUDA */

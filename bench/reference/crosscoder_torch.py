@@ -2,7 +2,10 @@
 """PyTorch CPU reference for bench/crosscoder_train.c: one L1 crosscoder training step
 written the way the reference implementation writes it (dense einsums, decoder-norm
 weighted L1, explained variance per step, Adam, clip_grad_norm_, LambdaLR), timed on
-N(0,1) rows with b_enc set so that a fraction P of latents is active.
+N(0,1) rows with b_enc set so that a fraction P of latents is active. With --type
+batchtopk the step is the BatchTopK crosscoder's instead (the top k*B decoder-norm
+scaled activations of the batch, k annealed from 1000 towards 200 over 5000 steps,
+no L1 term; no latent is dead in so short a run, so AuxK adds nothing).
 
 Run with the same thread count as the C benchmark, with OPENBLAS_CORETYPE and
 OPENBLAS_L2_SIZE unset, e.g.:
@@ -38,8 +41,13 @@ class CrossCoder(nn.Module):
     def decode(self, acts):
         return torch.einsum("bh,hnd->bnd", acts, self.W_dec) + self.b_dec
 
-    def get_losses(self, x):
+    def get_losses(self, x, k=0):
         acts = self.encode(x)
+        if k > 0:
+            scores = (acts * self.W_dec.norm(dim=-1).sum(dim=-1)[None, :]).flatten()
+            keep = torch.zeros_like(scores)
+            keep[scores.topk(min(k * x.shape[0], scores.numel()), sorted=False).indices] = 1.0
+            acts = acts * keep.view_as(acts)
         x_rec = self.decode(acts)
         diff = x_rec.float() - x.float()
         l2_per_batch = diff.pow(2).sum(dim=(1, 2))
@@ -64,6 +72,7 @@ def main():
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--seed", type=int, default=124)
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    ap.add_argument("--type", choices=["l1", "batchtopk"], default="l1")
     a = ap.parse_args()
     dev = torch.device(a.device)
     if a.device == "cuda":
@@ -95,9 +104,14 @@ def main():
 
     def step(i):
         x = rows[(i % 2) * a.batch:(i % 2 + 1) * a.batch]
-        l2, l1, l0, ev = cc.get_losses(x)
-        coeff = l1_coeff * i / (0.05 * total) if i < 0.05 * total else l1_coeff
-        loss = l2 + coeff * l1
+        if a.type == "batchtopk":
+            k = max(1, round(1000 - 800 * i / 5000))
+            l2, l1, l0, ev = cc.get_losses(x, k)
+            loss = l2
+        else:
+            l2, l1, l0, ev = cc.get_losses(x)
+            coeff = l1_coeff * i / (0.05 * total) if i < 0.05 * total else l1_coeff
+            loss = l2 + coeff * l1
         loss.backward()
         torch.nn.utils.clip_grad_norm_(cc.parameters(), max_norm=1.0)
         opt.step()
@@ -119,6 +133,7 @@ def main():
     per = (t2 - t1) / a.steps
     gemm = 2.0 * a.batch * a.m * a.d * a.h
     print(f"impl=torch-{torch.__version__}")
+    print(f"type={a.type}")
     print(f"device={a.device}" + (f" ({torch.cuda.get_device_name()})" if a.device == "cuda" else ""))
     print(f"m={a.m}\nd={a.d}\nh={a.h}\nbatch={a.batch}\nsteps={a.steps}")
     print(f"threads={torch.get_num_threads()}")

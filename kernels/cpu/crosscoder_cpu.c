@@ -211,18 +211,8 @@ void ct_cck_decode_dense(const float *F, const float *W_dec, const float *b_dec,
 size_t ct_cck_relu_count(float *F, int B, int H, size_t *row_ptr)
 {
 #pragma omp parallel for schedule(static)
-    for (int b = 0; b < B; b++) {
-        float *r = F + (size_t)b * H;
-        int c = 0;
-        /* simd: branch-free, since at densities near 0.5 the sign is a coin flip */
-#pragma omp simd reduction(+ : c)
-        for (int j = 0; j < H; j++) {
-            float v = r[j] > 0.0f ? r[j] : 0.0f;
-            r[j] = v;
-            c += v > 0.0f;
-        }
-        row_ptr[b + 1] = (size_t)c;
-    }
+    for (int b = 0; b < B; b++)
+        row_ptr[b + 1] = ct_cck_relu_count_row(F + (size_t)b * H, H);
     row_ptr[0] = 0;
     for (int b = 0; b < B; b++)
         row_ptr[b + 1] += row_ptr[b];
@@ -238,13 +228,8 @@ int ct_cck_csr_fill(const float *F, int B, int H, const size_t *row_ptr, ct_cck_
     out->nnz = row_ptr[B];
 #pragma omp parallel for schedule(static)
     for (int b = 0; b < B; b++) {
-        const float *r = F + (size_t)b * H;
         size_t e = row_ptr[b];
-        for (int j = 0; j < H; j++)
-            if (r[j] > 0.0f) {
-                out->col[e] = j;
-                out->val[e++] = r[j];
-            }
+        ct_cck_positive(F + (size_t)b * H, H, out->col + e, out->val + e);
     }
     return 0;
 }
@@ -272,14 +257,51 @@ int ct_cck_csr_from_dense(const float *F, int B, int H, ct_cck_csr *out)
     out->nnz = nnz;
 #pragma omp parallel for schedule(static)
     for (int b = 0; b < B; b++) {
-        const float *r = F + (size_t)b * H;
         size_t e = out->row_ptr[b];
-        for (int j = 0; j < H; j++)
-            if (r[j] > 0.0f) {
-                out->col[e] = j;
-                out->val[e++] = r[j];
+        ct_cck_positive(F + (size_t)b * H, H, out->col + e, out->val + e);
+    }
+    return 0;
+}
+
+/* ct_cck_csc_from_csr over blocks of rows, one per thread: each block counts its
+ * columns, the counts are laid out column by column in block order, and each block fills
+ * its own slots, so every column still lists its rows ascending and the arrays are those
+ * of the sequential pass. 0, or 1 when the counts do not fit in memory. */
+static int csc_fill_par(const ct_cck_csr *a, ct_cck_csc *out, int nt)
+{
+    size_t cols = (size_t)a->cols;
+    size_t *cur = calloc((size_t)nt * cols, sizeof *cur);
+    if (!cur)
+        return 1;
+#pragma omp parallel num_threads(nt)
+    {
+        int t = omp_get_thread_num(), T = omp_get_num_threads();
+        int b0 = (int)((long long)a->rows * t / T), b1 = (int)((long long)a->rows * (t + 1) / T);
+        size_t *c = cur + (size_t)t * cols;
+        for (size_t e = a->row_ptr[b0]; e < a->row_ptr[b1]; e++)
+            c[a->col[e]]++;
+#pragma omp barrier
+#pragma omp single
+        {
+            size_t run = 0;
+            for (size_t j = 0; j < cols; j++) {
+                out->col_ptr[j] = run;
+                for (int u = 0; u < T; u++) {
+                    size_t n = cur[(size_t)u * cols + j];
+                    cur[(size_t)u * cols + j] = run;
+                    run += n;
+                }
+            }
+            out->col_ptr[cols] = run;
+        }
+        for (int b = b0; b < b1; b++)
+            for (size_t e = a->row_ptr[b]; e < a->row_ptr[b + 1]; e++) {
+                size_t k = c[a->col[e]]++;
+                out->row[k] = b;
+                out->pos[k] = e;
             }
     }
+    free(cur);
     return 0;
 }
 
@@ -289,6 +311,12 @@ int ct_cck_csc_from_csr(const ct_cck_csr *a, ct_cck_csc *out)
     if (rc)
         return rc;
     out->nnz = a->nnz;
+    int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
+    if (nt > a->rows)
+        nt = a->rows;
+    /* below a few thousand entries the thread start-up costs more than it saves */
+    if (nt > 1 && a->nnz >= 4096 && csc_fill_par(a, out, nt) == 0)
+        return 0;
     size_t *cp = out->col_ptr;
     memset(cp, 0, ((size_t)a->cols + 1) * sizeof *cp);
     for (size_t e = 0; e < a->nnz; e++)
@@ -342,8 +370,8 @@ void ct_cck_decode_sparse(const ct_cck_csr *a, const float *W_dec, const float *
                 memcpy(y, b_dec + i0, (size_t)n * sizeof(float));
             else
                 memset(y, 0, (size_t)n * sizeof(float));
-            for (size_t e = a->row_ptr[b]; e < a->row_ptr[b + 1]; e++)
-                ct_cck_axpy(y, a->val[e], W_dec + (size_t)a->col[e] * D + i0, n);
+            size_t e0 = a->row_ptr[b];
+            ct_cck_axpy_gather(y, n, W_dec + i0, (size_t)D, a->col + e0, a->val + e0, NULL, a->row_ptr[b + 1] - e0);
         }
     }
 }
@@ -357,12 +385,15 @@ void ct_cck_sddmm(const ct_cck_csr *a, const float *G, const float *W_dec, int D
 #pragma omp parallel for schedule(dynamic, 16)
         for (int b = 0; b < a->rows; b++) {
             const float *g = G + (size_t)b * D + i0;
-            for (size_t e = a->row_ptr[b]; e < a->row_ptr[b + 1]; e++) {
-                int j = a->col[e];
-                float s = ct_cck_dot(g, W_dec + (size_t)j * D + i0, n);
-                if (i0 > 0)
-                    s = out[e] + s;
-                out[e] = last && add ? s + add[j] : s;
+            for (size_t f = a->row_ptr[b]; f < a->row_ptr[b + 1]; f += 32) {
+                size_t cnt = a->row_ptr[b + 1] - f < 32 ? a->row_ptr[b + 1] - f : 32;
+                float part[32];
+                ct_cck_dot_gather(g, n, W_dec + i0, (size_t)D, a->col + f, cnt, part);
+                for (size_t t = 0; t < cnt; t++) {
+                    size_t e = f + t;
+                    float s = i0 > 0 ? out[e] + part[t] : part[t];
+                    out[e] = last && add ? s + add[a->col[e]] : s;
+                }
             }
         }
     }
@@ -379,8 +410,8 @@ void ct_cck_gather_rows(const ct_cck_csc *c, const float *vals, const float *A, 
             float *y = dW + (size_t)j * D + i0;
             if (!accumulate)
                 memset(y, 0, (size_t)n * sizeof(float));
-            for (size_t k = c->col_ptr[j]; k < c->col_ptr[j + 1]; k++)
-                ct_cck_axpy(y, vals[c->pos[k]], A + (size_t)c->row[k] * D + i0, n);
+            size_t k0 = c->col_ptr[j];
+            ct_cck_axpy_gather(y, n, A + i0, (size_t)D, c->row + k0, vals, c->pos + k0, c->col_ptr[j + 1] - k0);
         }
     }
 }
@@ -430,24 +461,17 @@ void ct_cck_gather_cols(const ct_cck_csc *c, const float *vals, const float *A, 
                 memset(s, 0, (size_t)nt * ld * sizeof(float));
                 for (int jj = 0; jj < nt; jj++) {
                     int j = j0 + jj;
-                    float cs = 0.0f;
-                    for (size_t k = c->col_ptr[j]; k < c->col_ptr[j + 1]; k++) {
-                        float v = vals[c->pos[k]];
-                        ct_cck_axpy(s + (size_t)jj * ld, v, A + (size_t)c->row[k] * D + i0, n);
-                        cs += v;
-                    }
-                    if (cs_out)
+                    size_t k0 = c->col_ptr[j], k1 = c->col_ptr[j + 1];
+                    ct_cck_axpy_gather(s + (size_t)jj * ld, n, A + i0, (size_t)D, c->row + k0, vals, c->pos + k0,
+                                       k1 - k0);
+                    if (cs_out) {
+                        float cs = 0.0f;
+                        for (size_t k = k0; k < k1; k++)
+                            cs += vals[c->pos[k]];
                         cs_out[j] = accumulate ? cs_out[j] + cs : cs;
+                    }
                 }
-                for (int i = 0; i < n; i++) {
-                    float *o = dWt + (size_t)(i0 + i) * H + j0;
-                    if (accumulate)
-                        for (int jj = 0; jj < nt; jj++)
-                            o[jj] += s[(size_t)jj * ld + i];
-                    else
-                        for (int jj = 0; jj < nt; jj++)
-                            o[jj] = s[(size_t)jj * ld + i];
-                }
+                ct_cck_transpose(dWt + (size_t)i0 * H + j0, (size_t)H, s, ld, nt, n, accumulate);
             }
             free(s);
         }

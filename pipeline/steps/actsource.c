@@ -366,6 +366,12 @@ int ct_steps_actsource_open(ct_step_ctx *ctx, const char *prefix, int M, const f
     return 0;
 }
 
+void ct_steps_actsource_release(ct_cc_source *src)
+{
+    if (src && src->ctx)
+        close_group(src->ctx);
+}
+
 uint64_t ct_steps_actsource_rows(const ct_cc_source *src)
 {
     return src && src->ctx ? ((const actsrc *)src->ctx)->total : 0;

@@ -215,6 +215,7 @@ int ct_steps_train_parse(const void *buf, size_t len, const char *name, const vo
 typedef struct {
     ct_step_ctx *ctx;
     strbuf metrics;
+    ct_cc_source *sources[2]; /* training and validation rows (the latter may be closed) */
 } train_run;
 
 static int on_metrics(void *u, const char *json)
@@ -224,6 +225,14 @@ static int on_metrics(void *u, const char *json)
     return rc ? rc : sb_add(&tr->metrics, "\n", 1);
 }
 
+/* Before writing to the cache: the sources' open readers would block a remap of the
+ * map (ct_cc_trainer_save has stopped any reading ahead, so none is in use). */
+static void release_sources(train_run *tr)
+{
+    ct_steps_actsource_release(tr->sources[0]);
+    ct_steps_actsource_release(tr->sources[1]);
+}
+
 static int save_resume(train_run *tr, ct_cc_trainer *t)
 {
     void *state;
@@ -231,6 +240,7 @@ static int save_resume(train_run *tr, ct_cc_trainer *t)
     int rc = ct_cc_trainer_save(t, &state, &len);
     if (rc)
         return rc;
+    release_sources(tr);
     strbuf c = {0};
     if (!(rc = container(RESUME_MAGIC, state, len, tr->metrics.buf, tr->metrics.len, &c)))
         rc = ct_step_resume_save(tr->ctx, c.buf, c.len);
@@ -272,7 +282,7 @@ static int run_train(ct_step_ctx *ctx)
     ct_cc_source tsrc = {0}, vsrc = {0};
     ct_cc_config cfg;
     ct_cc_trainer *t = NULL;
-    train_run tr = {ctx, {0}};
+    train_run tr = {ctx, {0}, {&tsrc, &vsrc}};
     if (!rc)
         rc = ct_steps_actsource_open(ctx, "train", M, scale, seed, 1, &tsrc);
     int have_val = ct_step_input_count(ctx, "val_0") > 0;
@@ -345,6 +355,9 @@ static int run_train(ct_step_ctx *ctx)
             free(model);
         }
     }
+    ct_cc_trainer_free(t); /* stops any reading ahead */
+    t = NULL;
+    release_sources(&tr);
     ct_blob_writer *w;
     if (!rc && !(rc = ct_step_output(ctx, &w)))
         rc = ct_blob_write(w, art.buf, art.len);
@@ -357,7 +370,6 @@ static int run_train(ct_step_ctx *ctx)
     }
     free(art.buf);
     free(tr.metrics.buf);
-    ct_cc_trainer_free(t);
     ct_cc_source_close(&tsrc);
     ct_cc_source_close(&vsrc);
     return rc;

@@ -304,6 +304,232 @@ START_TEST(sliced_sparse_kernels_match_loops)
 }
 END_TEST
 
+/* The grouped axpy/dot kernels and the sparse kernels built on them must give exactly
+ * the bits of ct_cck_axpy / ct_cck_dot called entry after entry: lengths around every
+ * vector width, group counts that do not divide the entries, repeated rows. */
+START_TEST(grouped_kernels_match_sequential)
+{
+    int R = 37, ld = 1041;
+    float *X = malloc(sizeof(float) * R * ld), *val = malloc(sizeof(float) * 64);
+    fill_normal(X, (size_t)R * ld, 1.0, 31);
+    fill_normal(val, 64, 2.0, 32);
+    int32_t idx[64];
+    size_t pos[64];
+    for (int t = 0; t < 64; t++) {
+        idx[t] = (t * 13 + t / 5) % R; /* repeats rows now and then */
+        pos[t] = (size_t)((t * 29 + 7) % 64);
+    }
+    static const int ns[] = {1, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 47, 63, 64, 65, 100, 127, 129, 1000, 1024, 1031, 1041};
+    static const int cnts[] = {0, 1, 2, 3, 4, 5, 7, 8, 9, 13, 16, 17, 33, 64};
+    float *y0 = malloc(sizeof(float) * (ld + 16)), *yr = malloc(sizeof(float) * (ld + 16));
+    float *yg = malloc(sizeof(float) * (ld + 16)), *dr = malloc(sizeof(float) * 64), *dg = malloc(sizeof(float) * 65);
+    fill_normal(y0, (size_t)ld + 16, 1.0, 33);
+    for (size_t in = 0; in < sizeof ns / sizeof *ns; in++)
+        for (size_t ic = 0; ic < sizeof cnts / sizeof *cnts; ic++)
+            for (int withpos = 0; withpos < 2; withpos++) {
+                int n = ns[in];
+                size_t cnt = (size_t)cnts[ic];
+                const size_t *ps = withpos ? pos : NULL;
+                memcpy(yr, y0, sizeof(float) * (ld + 16));
+                memcpy(yg, y0, sizeof(float) * (ld + 16));
+                for (size_t t = 0; t < cnt; t++)
+                    ct_cck_axpy(yr, val[ps ? ps[t] : t], X + (size_t)idx[t] * ld, n);
+                ct_cck_axpy_gather(yg, n, X, (size_t)ld, idx, val, ps, cnt);
+                ck_assert_msg(memcmp(yr, yg, sizeof(float) * (ld + 16)) == 0, "axpy n=%d cnt=%zu pos=%d", n, cnt,
+                              withpos);
+                for (size_t t = 0; t < cnt; t++)
+                    dr[t] = ct_cck_dot(y0, X + (size_t)idx[t] * ld, n);
+                dg[cnt] = 12345.0f; /* nothing written past cnt */
+                ct_cck_dot_gather(y0, n, X, (size_t)ld, idx, cnt, dg);
+                ck_assert_msg(cnt == 0 || memcmp(dr, dg, sizeof(float) * cnt) == 0, "dot n=%d cnt=%zu", n, cnt);
+                ck_assert(dg[cnt] == 12345.0f);
+            }
+    /* The sparse kernels that use them, unsliced (ct_cck_sparse_chunk == D). */
+    int B = 29, H = 53, D = 75;
+    ck_assert_int_eq(ct_cck_sparse_chunk(H, D), D);
+    ck_assert_int_eq(ct_cck_sparse_chunk(B, D), D);
+    float *F = malloc(sizeof(float) * B * H), *A = malloc(sizeof(float) * B * D), *W = malloc(sizeof(float) * H * D);
+    float *bd = malloc(sizeof(float) * D), *add = malloc(sizeof(float) * H);
+    fill_normal(F, (size_t)B * H, 1.0, 34);
+    fill_normal(A, (size_t)B * D, 1.0, 35);
+    fill_normal(W, (size_t)H * D, 1.0, 36);
+    fill_normal(bd, (size_t)D, 1.0, 37);
+    fill_normal(add, (size_t)H, 1.0, 38);
+    for (int e = 0; e < B * H; e++)
+        if (F[e] < 0.5f && e % 11)
+            F[e] = 0; /* ~35% active, some rows with many entries */
+    ct_cck_csr a = {0};
+    ct_cck_csc c = {0};
+    ck_assert_int_eq(ct_cck_csr_from_dense(F, B, H, &a), 0);
+    ck_assert_int_eq(ct_cck_csc_from_csr(&a, &c), 0);
+    float *Xh = malloc(sizeof(float) * B * D), *Xr = malloc(sizeof(float) * B * D);
+    float *sd = malloc(sizeof(float) * a.nnz), *sr = malloc(sizeof(float) * a.nnz);
+    ct_cck_decode_sparse(&a, W, bd, Xh, D);
+    ct_cck_sddmm(&a, A, W, D, add, sd);
+    for (int b = 0; b < B; b++) {
+        memcpy(Xr + (size_t)b * D, bd, sizeof(float) * D);
+        for (size_t e = a.row_ptr[b]; e < a.row_ptr[b + 1]; e++) {
+            ct_cck_axpy(Xr + (size_t)b * D, a.val[e], W + (size_t)a.col[e] * D, D);
+            sr[e] = ct_cck_dot(A + (size_t)b * D, W + (size_t)a.col[e] * D, D) + add[a.col[e]];
+        }
+    }
+    ck_assert(memcmp(Xh, Xr, sizeof(float) * B * D) == 0);
+    ck_assert(memcmp(sd, sr, sizeof(float) * a.nnz) == 0);
+    float *rows = malloc(sizeof(float) * H * D), *cols = malloc(sizeof(float) * D * H), *cs = malloc(sizeof(float) * H);
+    float *ref = calloc((size_t)H * D, sizeof(float)), *refc = malloc(sizeof(float) * D * H);
+    float *rcs = calloc((size_t)H, sizeof(float));
+    ct_cck_gather_rows(&c, a.val, A, D, rows, 0);
+    ct_cck_gather_cols(&c, sd, A, D, cols, cs, 0);
+    for (int j = 0; j < H; j++)
+        for (size_t k = c.col_ptr[j]; k < c.col_ptr[j + 1]; k++)
+            ct_cck_axpy(ref + (size_t)j * D, a.val[c.pos[k]], A + (size_t)c.row[k] * D, D);
+    ck_assert(memcmp(rows, ref, sizeof(float) * H * D) == 0);
+    memset(ref, 0, sizeof(float) * H * D);
+    for (int j = 0; j < H; j++)
+        for (size_t k = c.col_ptr[j]; k < c.col_ptr[j + 1]; k++) {
+            ct_cck_axpy(ref + (size_t)j * D, sd[c.pos[k]], A + (size_t)c.row[k] * D, D);
+            rcs[j] += sd[c.pos[k]];
+        }
+    for (int j = 0; j < H; j++)
+        for (int i = 0; i < D; i++)
+            refc[(size_t)i * H + j] = ref[(size_t)j * D + i];
+    ck_assert(memcmp(cols, refc, sizeof(float) * D * H) == 0);
+    ck_assert(memcmp(cs, rcs, sizeof(float) * H) == 0);
+    ct_cck_csr_free(&a);
+    ct_cck_csc_free(&c);
+    free(X);
+    free(val);
+    free(y0);
+    free(yr);
+    free(yg);
+    free(dr);
+    free(dg);
+    free(F);
+    free(A);
+    free(W);
+    free(bd);
+    free(add);
+    free(Xh);
+    free(Xr);
+    free(sd);
+    free(sr);
+    free(rows);
+    free(cols);
+    free(cs);
+    free(ref);
+    free(refc);
+    free(rcs);
+}
+END_TEST
+
+/* The vectorised row kernels of the sparse path against the plain loops they replace,
+ * with NaN, -0, +0 and subnormal entries, and lengths around the vector widths. */
+START_TEST(row_kernels_match_loops)
+{
+    static const int ns[] = {0, 1, 7, 15, 16, 17, 31, 33, 64, 100, 4101};
+    int nmax = 4101;
+    float *r = malloc(sizeof(float) * nmax), *a = malloc(sizeof(float) * nmax), *b = malloc(sizeof(float) * nmax);
+    float *va = malloc(sizeof(float) * nmax), *vb = malloc(sizeof(float) * nmax);
+    int32_t *ca = malloc(sizeof(int32_t) * nmax), *cb = malloc(sizeof(int32_t) * nmax);
+    fill_normal(r, (size_t)nmax, 1.0, 41);
+    for (int j = 0; j < nmax; j += 13)
+        r[j] = j % 3 == 0 ? NAN : j % 3 == 1 ? -0.0f : 1e-40f;
+    for (int j = 5; j < nmax; j += 29)
+        r[j] = 0.0f;
+    for (size_t in = 0; in < sizeof ns / sizeof *ns; in++) {
+        int n = ns[in];
+        memcpy(a, r, sizeof(float) * nmax);
+        memcpy(b, r, sizeof(float) * nmax);
+        size_t want = 0;
+        for (int j = 0; j < n; j++) {
+            a[j] = a[j] > 0.0f ? a[j] : 0.0f;
+            want += a[j] > 0.0f;
+        }
+        ck_assert_uint_eq(ct_cck_relu_count_row(b, n), want);
+        ck_assert_msg(memcmp(a, b, sizeof(float) * nmax) == 0, "relu n=%d", n);
+        size_t c = 0;
+        for (int j = 0; j < n; j++)
+            if (r[j] > 0.0f) {
+                ca[c] = j;
+                va[c++] = r[j];
+            }
+        memset(cb, 0xff, sizeof(int32_t) * nmax);
+        memset(vb, 0xff, sizeof(float) * nmax);
+        ck_assert_uint_eq(ct_cck_positive(r, n, cb, vb), c);
+        ck_assert_msg(memcmp(ca, cb, sizeof(int32_t) * c) == 0 && memcmp(va, vb, sizeof(float) * c) == 0,
+                      "positive n=%d", n);
+        ck_assert(c == (size_t)nmax || cb[c] == -1); /* nothing written past the count */
+    }
+    /* transpose: odd shapes, padded leading dimensions, both modes */
+    static const int shapes[][2] = {{1, 1}, {16, 16}, {17, 33}, {64, 75}, {40, 16}, {5, 129}, {64, 1024}};
+    for (size_t k = 0; k < sizeof shapes / sizeof *shapes; k++) {
+        int rows = shapes[k][0], cols = shapes[k][1];
+        size_t lds = (size_t)cols + 16, ldo = (size_t)rows + 3;
+        float *src = malloc(sizeof(float) * rows * lds), *o1 = malloc(sizeof(float) * cols * ldo);
+        float *o2 = malloc(sizeof(float) * cols * ldo);
+        fill_normal(src, (size_t)rows * lds, 1.0, 42 + k);
+        for (int acc = 0; acc < 2; acc++) {
+            fill_normal(o1, (size_t)cols * ldo, 1.0, 50 + k);
+            memcpy(o2, o1, sizeof(float) * cols * ldo);
+            for (int i = 0; i < cols; i++)
+                for (int q = 0; q < rows; q++)
+                    o1[(size_t)i * ldo + q] = acc ? o1[(size_t)i * ldo + q] + src[(size_t)q * lds + i]
+                                                  : src[(size_t)q * lds + i];
+            ct_cck_transpose(o2, ldo, src, lds, rows, cols, acc);
+            ck_assert_msg(memcmp(o1, o2, sizeof(float) * cols * ldo) == 0, "transpose %dx%d acc=%d", rows, cols,
+                          acc);
+        }
+        free(src);
+        free(o1);
+        free(o2);
+    }
+    free(r);
+    free(a);
+    free(b);
+    free(va);
+    free(vb);
+    free(ca);
+    free(cb);
+}
+END_TEST
+
+/* The CSC transpose is filled by blocks of rows in parallel above a few thousand
+ * entries: the arrays must be those of the one-thread pass. */
+START_TEST(csc_does_not_depend_on_threads)
+{
+    int B = 301, H = 203;
+    float *F = malloc(sizeof(float) * B * H);
+    fill_normal(F, (size_t)B * H, 1.0, 61);
+    for (int e = 0; e < B * H; e++)
+        if (F[e] < 0.5f || (e / H) % 17 == 3)
+            F[e] = 0; /* ~30% active, some empty rows */
+    ct_cck_csr a = {0};
+    ct_cck_csc c1 = {0}, c3 = {0};
+    ck_assert_int_eq(ct_cck_csr_from_dense(F, B, H, &a), 0);
+    ck_assert_uint_gt(a.nnz, 4096);
+    int saved = omp_get_max_threads();
+    omp_set_num_threads(1);
+    ck_assert_int_eq(ct_cck_csc_from_csr(&a, &c1), 0);
+    omp_set_num_threads(3);
+    ck_assert_int_eq(ct_cck_csc_from_csr(&a, &c3), 0);
+    omp_set_num_threads(saved);
+    ck_assert_uint_eq(c1.nnz, a.nnz);
+    ck_assert_uint_eq(c3.nnz, a.nnz);
+    ck_assert(memcmp(c1.col_ptr, c3.col_ptr, sizeof(size_t) * (H + 1)) == 0);
+    ck_assert(memcmp(c1.row, c3.row, sizeof(int32_t) * a.nnz) == 0);
+    ck_assert(memcmp(c1.pos, c3.pos, sizeof(size_t) * a.nnz) == 0);
+    for (int j = 0; j < H; j++)
+        for (size_t k = c3.col_ptr[j]; k < c3.col_ptr[j + 1]; k++) {
+            ck_assert_int_eq(a.col[c3.pos[k]], j);
+            ck_assert(a.val[c3.pos[k]] == F[c3.row[k] * H + j]);
+        }
+    ct_cck_csr_free(&a);
+    ct_cck_csc_free(&c1);
+    ct_cck_csc_free(&c3);
+    free(F);
+}
+END_TEST
+
 START_TEST(reductions_do_not_depend_on_threads)
 {
     size_t n = 1000003;
@@ -518,6 +744,9 @@ int main(void)
     tcase_add_loop_test(tc, sparse_matches_dense, 0, 2);
     tcase_add_test(tc, gathers_match_loops);
     tcase_add_test(tc, sliced_sparse_kernels_match_loops);
+    tcase_add_test(tc, grouped_kernels_match_sequential);
+    tcase_add_test(tc, row_kernels_match_loops);
+    tcase_add_test(tc, csc_does_not_depend_on_threads);
     tcase_add_test(tc, reductions_do_not_depend_on_threads);
     tcase_add_test(tc, adam_kernel_matches_formula);
     tcase_add_test(tc, batchtopk_selection_matches_sort);
