@@ -77,7 +77,7 @@ cc "M=2 d=512 H=4096 batch=1024 P=0.5" --m 2 --d 512 --h 4096 --batch 1024 --ste
 cc "M=2 d=512 H=4096 batch=1024 P=0.02" --m 2 --d 512 --h 4096 --batch 1024 --steps 20 --density 0.02
 cc "M=3 d=2048 H=16384 batch=4096 P=0.02" --m 3 --d 2048 --h 16384 --batch 4096 --steps 5 --density 0.02
 
-# BatchTopK (k about 1000 of 4096 latents early in the anneal) at the shape.
+# BatchTopK (k = 200 of 4096 latents, the final k) at the shape.
 section "bench crosscoder batchtopk M=2 d=512 H=4096 batch=1024: crosstime cuda"
 run "${CT[@]}" "$BUILD/crosstime" bench crosscoder --type batchtopk --m 2 --d 512 --h 4096 --batch 1024 --steps 20 --device cuda
 section "bench crosscoder batchtopk M=2 d=512 H=4096 batch=1024: torch cuda"

@@ -28,6 +28,7 @@
 
 #include "common/error.h"
 #include "kernels/crosscoder_kernels.h"
+#include "kernels/topk_bin.h"
 
 #include <math.h>
 #include <omp.h>

@@ -14,6 +14,7 @@
 
 #include "common/error.h"
 
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,38 +31,78 @@ static inline float score(const float *F, const float *ns, int H, int b, int j)
     return F[(size_t)b * H + j] * ns[j];
 }
 
+/* hist[] = the histogram of the 16-bit digit (bits >> shift) & 0xffff over the positive
+ * scores whose bits match (bits & mmask) == mval; returns how many there are. Threads
+ * fill partial histograms that are then added: integer counts, so the result does not
+ * depend on the split. */
+static size_t score_hist(const float *F, const float *ns, int B, int H, uint32_t mmask, uint32_t mval, int shift,
+                         uint32_t *hist)
+{
+    const size_t W = CT_CCK_TOPK_BINS;
+    int T = omp_get_max_threads();
+    uint32_t *part = calloc((size_t)T * W, sizeof *part);
+    size_t total = 0;
+    memset(hist, 0, CT_CCK_TOPK_BINS * sizeof *hist);
+    if (!part) { /* out of memory for the partials: one thread, straight into hist */
+        for (int b = 0; b < B; b++)
+            for (int j = 0; j < H; j++) {
+                float s = score(F, ns, H, b, j);
+                uint32_t u = fbits(s);
+                if (s > 0.0f && (u & mmask) == mval) {
+                    hist[(u >> shift) & 0xffffu]++;
+                    total++;
+                }
+            }
+        return total;
+    }
+#pragma omp parallel reduction(+ : total)
+    {
+        uint32_t *h = part + (size_t)omp_get_thread_num() * W;
+#pragma omp for schedule(static)
+        for (int b = 0; b < B; b++)
+            for (int j = 0; j < H; j++) {
+                float s = score(F, ns, H, b, j);
+                uint32_t u = fbits(s);
+                if (s > 0.0f && (u & mmask) == mval) {
+                    h[(u >> shift) & 0xffffu]++;
+                    total++;
+                }
+            }
+    }
+    for (size_t t = 0; t < (size_t)T; t++)
+        for (int i = 0; i < CT_CCK_TOPK_BINS; i++)
+            hist[i] += part[t * CT_CCK_TOPK_BINS + i];
+    free(part);
+    return total;
+}
+
 float ct_cck_batch_topk(float *F, const float *ns, int B, int H, size_t K, uint32_t *hist, size_t *rowcnt)
 {
-    memset(hist, 0, CT_CCK_TOPK_BINS * sizeof *hist);
-    size_t npos = 0;
-    for (int b = 0; b < B; b++)
-        for (int j = 0; j < H; j++) {
-            float s = score(F, ns, H, b, j);
-            if (s > 0.0f) {
-                hist[fbits(s) >> 16]++;
-                npos++;
-            }
-        }
+    size_t npos = score_hist(F, ns, B, H, 0u, 0u, 16, hist);
     if (K > npos)
         K = npos; /* keep every positive score: the threshold is the smallest of them */
     if (K == 0) {
         memset(F, 0, (size_t)B * H * sizeof *F);
         return 0.0f;
     }
-    size_t r;
+    /* The high digit's bin holding the K-th score, then the rank inside it. */
+    size_t r, ties_keep;
     uint32_t hb = (uint32_t)ct_cck_topk_bin(hist, CT_CCK_TOPK_BINS, K, &r);
-    memset(hist, 0, CT_CCK_TOPK_BINS * sizeof *hist);
-    for (int b = 0; b < B; b++)
-        for (int j = 0; j < H; j++) {
-            float s = score(F, ns, H, b, j);
-            if (s > 0.0f && fbits(s) >> 16 == hb)
-                hist[fbits(s) & 0xffffu]++;
-        }
-    size_t ties_keep;
-    uint32_t lb = (uint32_t)ct_cck_topk_bin(hist, CT_CCK_TOPK_BINS, r, &ties_keep);
-    uint32_t tbits = hb << 16 | lb;
+    score_hist(F, ns, B, H, 0xffff0000u, hb << 16, 0, hist);
+    int lb = ct_cck_topk_bin(hist, CT_CCK_TOPK_BINS, r, &ties_keep);
+    uint32_t tbits = hb << 16 | (uint32_t)lb;
     float tval;
     memcpy(&tval, &tbits, sizeof tval);
+    if (ties_keep == hist[lb]) { /* all the ties are kept (the usual case) */
+#pragma omp parallel for schedule(static)
+        for (int b = 0; b < B; b++) {
+            float *row = F + (size_t)b * H;
+            for (int j = 0; j < H; j++)
+                if (!(row[j] * ns[j] >= tval))
+                    row[j] = 0.0f;
+        }
+        return tval;
+    }
     /* Ties per row, then a prefix so that each row knows how many of its ties to keep:
      * the batch keeps the first ties_keep of them in row-major order. */
 #pragma omp parallel for schedule(static)

@@ -3,6 +3,7 @@
 #define CT_KERNELS_CUDA_CROSSCODER_CUH
 
 #include <cuda_runtime.h>
+#include <stdint.h>
 
 /* Fixed-order tree sum over a block: each of the n threads (n == blockDim.x, a power of
  * two) has written its value to sh[threadIdx.x]; afterwards sh[0] holds the total, summed
@@ -25,6 +26,12 @@ cudaError_t ct_cck_cuda_launch_relu_count(float *F, int B, int H, unsigned long 
  * training handle: a radix histogram on the device and its host copy, per-row tie
  * counts, and the dead-latent mask of AuxK. */
 #define CT_CCK_CUDA_TOPK_BINS 2048
+#define CT_CCK_CUDA_TOPK_PASSES 3
+/* Radix digit p of a score's bits u is (u >> shift(p)) & mask(p): 11, 11 and 10 bits,
+ * so that a histogram fits shared memory. */
+__host__ __device__ static inline int ct_cck_cuda_topk_shift(int p) { return p == 0 ? 21 : p == 1 ? 10 : 0; }
+__host__ __device__ static inline uint32_t ct_cck_cuda_topk_mask(int p) { return p < 2 ? 2047u : 1023u; }
+
 struct ct_cck_topk_scratch {
     unsigned *hist;               /* device [CT_CCK_CUDA_TOPK_BINS] */
     unsigned *hhist;              /* host, same */

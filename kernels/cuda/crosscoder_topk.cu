@@ -2,10 +2,11 @@
  * AuxK's per-row choice among dead latents. They pick exactly the entries the CPU
  * references in kernels/cpu/crosscoder_topk.c pick (see there for the method):
  *
- * - Batch top-K: three radix passes over the score bits (11, 11 and 10 bits), each a
- *   histogram built in shared memory per block and added into a global one with integer
- *   atomics (exact in any order); the host reads the 2048 bins and picks the next digit
- *   with the same ct_cck_topk_bin as the CPU. Ties at the threshold are kept in
+ * - Batch top-K: three radix passes over the score bits (11, 11 and 10 bits, where the
+ *   CPU uses two of 16: the digits do not change the answer), each a histogram built in
+ *   shared memory per block and added into a global one with integer atomics (exact in
+ *   any order); the host reads the 2048 bins and picks the next digit with the same
+ *   ct_cck_topk_bin as the CPU. Ties at the threshold are kept in
  *   row-major order: when some but not all of them are kept, per-row tie counts give each
  *   row its offset and a ballot scan orders the ties inside a row.
  * - AuxK: one block per row does the same radix selection in shared memory, ties going to
@@ -24,10 +25,6 @@ extern "C" {
 
 #define TOPK_THREADS 256 /* a power of two and a multiple of the warp */
 #define TOPK_MAX_GRID 1024
-
-/* Radix digits over a score's 32 bits, most significant first. */
-static const int digit_shift[3] = {21, 10, 0};
-static const unsigned digit_mask[3] = {2047u, 2047u, 1023u};
 
 cudaError_t ct_cck_topk_scratch_alloc(ct_cck_topk_scratch *s, int max_batch, int H)
 {
@@ -93,8 +90,9 @@ __global__ static void tie_count_kernel(const float *F, const float *ns, int H, 
 }
 
 /* Walks a row in column order, TOPK_THREADS columns at a time, numbering the entries for
- * which is_tie holds: *idx receives the number of earlier ones, starting from *base,
- * which advances past the chunk. Every thread of the block must call it for every chunk. */
+ * which is_tie holds: returns *base plus the number of such entries before this thread's
+ * in the chunk, and advances *base (shared) past the chunk. Every thread of the block must
+ * call it for every chunk. */
 __device__ static inline unsigned long long ordered_index(int is_tie, unsigned long long *base,
                                                           unsigned *wcount)
 {
@@ -162,7 +160,8 @@ static int hist_pass(const ct_cck_topk_scratch *s, const float *F, const float *
 {
     CT_CUDA_TRY(cudaMemsetAsync(s->hist, 0, CT_CCK_CUDA_TOPK_BINS * sizeof(unsigned)));
     unsigned grid = B < TOPK_MAX_GRID ? (unsigned)B : TOPK_MAX_GRID;
-    topk_hist_kernel<<<grid, TOPK_THREADS>>>(F, ns, B, H, mmask, mval, digit_shift[p], digit_mask[p], s->hist);
+    topk_hist_kernel<<<grid, TOPK_THREADS>>>(F, ns, B, H, mmask, mval, ct_cck_cuda_topk_shift(p), ct_cck_cuda_topk_mask(p),
+                                             s->hist);
     CT_CUDA_LAUNCHED();
     CT_CUDA_TRY(cudaMemcpy(s->hhist, s->hist, CT_CCK_CUDA_TOPK_BINS * sizeof(unsigned), cudaMemcpyDeviceToHost));
     return 0;
@@ -189,13 +188,13 @@ int ct_cck_cuda_topk_run(const ct_cck_topk_scratch *s, float *F, const float *ns
     unsigned mmask = 0, mval = 0;
     size_t want = K;
     int bin = 0;
-    for (int p = 0; p < 3; p++) {
+    for (int p = 0; p < CT_CCK_CUDA_TOPK_PASSES; p++) {
         if (p > 0 && (rc = hist_pass(s, F, ns, B, H, mmask, mval, p)))
             return rc;
         size_t rest;
-        bin = ct_cck_topk_bin((const uint32_t *)s->hhist, (int)digit_mask[p] + 1, want, &rest);
-        mval |= (unsigned)bin << digit_shift[p];
-        mmask |= digit_mask[p] << digit_shift[p];
+        bin = ct_cck_topk_bin((const uint32_t *)s->hhist, (int)ct_cck_cuda_topk_mask(p) + 1, want, &rest);
+        mval |= (unsigned)bin << ct_cck_cuda_topk_shift(p);
+        mmask |= ct_cck_cuda_topk_mask(p) << ct_cck_cuda_topk_shift(p);
         want = rest;
     }
     float tval;
@@ -275,9 +274,9 @@ __global__ static void aux_select_kernel(const float *R, const float *ns, const 
     }
     unsigned mmask = 0, mval = 0;
     unsigned long long want = (unsigned long long)kk;
-    for (int p = 0; p < 3; p++) {
-        int shift = p == 0 ? 21 : p == 1 ? 10 : 0;
-        unsigned dm = p < 2 ? 2047u : 1023u;
+    for (int p = 0; p < CT_CCK_CUDA_TOPK_PASSES; p++) {
+        int shift = ct_cck_cuda_topk_shift(p);
+        unsigned dm = ct_cck_cuda_topk_mask(p);
         for (int i = threadIdx.x; i < CT_CCK_CUDA_TOPK_BINS; i += blockDim.x)
             hist[i] = 0;
         __syncthreads();

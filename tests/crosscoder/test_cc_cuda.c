@@ -7,6 +7,7 @@
 #include "crosscoder/source.h"
 #include "crosscoder/train.h"
 #include "kernels/crosscoder_kernels.h"
+#include "kernels/topk_bin.h"
 #include "tests/crosscoder/ref.h"
 #include "tests/support/testutil.h"
 

@@ -6,6 +6,7 @@
 #include "kernels/topk_bin.h"
 #include "tests/support/testutil.h"
 
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -83,6 +84,16 @@ START_TEST(batch_topk_matches_sort)
         ck_assert_float_eq(got_min, want_min);
     }
     ck_assert_int_ge(ties_split, 3); /* the boundary fell inside a run of ties */
+    /* The same with other thread counts (partial histograms per thread). */
+    for (int threads = 1; threads <= 3; threads += 2) {
+        omp_set_num_threads(threads);
+        memcpy(F, F0, n * sizeof *F);
+        memcpy(want, F0, n * sizeof *F);
+        ct_cck_batch_topk(want, ns, B, H, npos / 3, hist, rowcnt);
+        omp_set_num_threads(2);
+        ct_cck_batch_topk(F, ns, B, H, npos / 3, hist, rowcnt);
+        ck_assert_int_eq(memcmp(F, want, n * sizeof *F), 0);
+    }
     /* Entries with a positive activation but a zero score are never kept. */
     memcpy(F, F0, n * sizeof *F);
     ct_cck_batch_topk(F, ns, B, H, n, hist, rowcnt);
