@@ -38,26 +38,14 @@ static inline float score(const float *F, const float *ns, int H, int b, int j)
 static size_t score_hist(const float *F, const float *ns, int B, int H, uint32_t mmask, uint32_t mval, int shift,
                          uint32_t *hist)
 {
-    const size_t W = CT_CCK_TOPK_BINS;
     int T = omp_get_max_threads();
-    uint32_t *part = calloc((size_t)T * W, sizeof *part);
+    /* Without memory for the partials, one thread counts straight into hist. */
+    uint32_t *part = T > 1 ? calloc((size_t)T * CT_CCK_TOPK_BINS, sizeof *part) : NULL;
     size_t total = 0;
     memset(hist, 0, CT_CCK_TOPK_BINS * sizeof *hist);
-    if (!part) { /* out of memory for the partials: one thread, straight into hist */
-        for (int b = 0; b < B; b++)
-            for (int j = 0; j < H; j++) {
-                float s = score(F, ns, H, b, j);
-                uint32_t u = fbits(s);
-                if (s > 0.0f && (u & mmask) == mval) {
-                    hist[(u >> shift) & 0xffffu]++;
-                    total++;
-                }
-            }
-        return total;
-    }
-#pragma omp parallel reduction(+ : total)
+#pragma omp parallel if (part) reduction(+ : total)
     {
-        uint32_t *h = part + (size_t)omp_get_thread_num() * W;
+        uint32_t *h = part ? part + (size_t)omp_get_thread_num() * CT_CCK_TOPK_BINS : hist;
 #pragma omp for schedule(static)
         for (int b = 0; b < B; b++)
             for (int j = 0; j < H; j++) {
@@ -69,10 +57,12 @@ static size_t score_hist(const float *F, const float *ns, int B, int H, uint32_t
                 }
             }
     }
-    for (size_t t = 0; t < (size_t)T; t++)
-        for (int i = 0; i < CT_CCK_TOPK_BINS; i++)
-            hist[i] += part[t * CT_CCK_TOPK_BINS + i];
-    free(part);
+    if (part) {
+        for (size_t t = 0; t < (size_t)T; t++)
+            for (int i = 0; i < CT_CCK_TOPK_BINS; i++)
+                hist[i] += part[t * CT_CCK_TOPK_BINS + i];
+        free(part);
+    }
     return total;
 }
 
