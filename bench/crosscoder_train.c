@@ -4,8 +4,10 @@
  *   crosscoder_train [--threads N] [--steps N] [--big-steps N] [--skip-big | --only-big]
  *
  * Runs the L1 crosscoder at (M=2, d=512, H=4096, batch 1024) with densities 0.5 and
- * 0.02, and at (M=3, d=2048, H=16384, batch 4096) with density 0.02. Compare with
- * bench/reference/crosscoder_torch.py at the same shapes and thread count. */
+ * 0.02 (the latter also on the dense path alone, to show what the sparse path buys), the
+ * BatchTopK crosscoder there with k = 200, and the L1 crosscoder at (M=3, d=2048,
+ * H=16384, batch 4096) with density 0.02. Compare with bench/reference/crosscoder_torch.py
+ * at the same shapes and thread count. */
 #include "common/error.h"
 #include "crosscoder/bench.h"
 #include "crosscoder/crosscoder.h"
@@ -54,9 +56,13 @@ static double sgemm_peak_gflops(int threads)
     return 2.0 * n * (double)n * n / best * 1e-9;
 }
 
-static int run(const char *label, int M, int d, int H, int B, double P, long steps, int threads, double peak)
+/* One benchmark; *rows_per_s (may be NULL) receives its rate. */
+static int run(const char *label, int type, int path, int M, int d, int H, int B, double P, long steps, int threads,
+               double peak, double *rows_per_s)
 {
     ct_cc_bench_opts o = CT_CC_BENCH_OPTS_INIT;
+    o.type = type;
+    o.path = path;
     o.M = M;
     o.d = d;
     o.H = H;
@@ -79,6 +85,8 @@ static int run(const char *label, int M, int d, int H, int B, double P, long ste
     double gf = flops / r.sec_per_step * 1e-9;
     printf("achieved_gflops=%.2f\npct_of_sgemm_peak=%.1f\n", gf, peak > 0 ? 100.0 * gf / peak : 0.0);
     fflush(stdout);
+    if (rows_per_s)
+        *rows_per_s = r.rows_per_s;
     return 0;
 }
 
@@ -108,11 +116,20 @@ int main(int argc, char **argv)
     printf("threads=%d\nsgemm_peak_gflops=%.2f\n", threads, peak);
     int rc = 0;
     if (!only_big) {
-        rc |= run("l1 m=2 d=512 h=4096 batch=1024 density=0.5", 2, 512, 4096, 1024, 0.5, steps, threads, peak);
-        rc |= run("l1 m=2 d=512 h=4096 batch=1024 density=0.02", 2, 512, 4096, 1024, 0.02, steps, threads, peak);
+        double sparse = 0.0, dense = 0.0;
+        rc |= run("l1 m=2 d=512 h=4096 batch=1024 density=0.5", CT_CC_L1, CT_CC_PATH_AUTO, 2, 512, 4096, 1024, 0.5,
+                  steps, threads, peak, NULL);
+        rc |= run("l1 m=2 d=512 h=4096 batch=1024 density=0.02", CT_CC_L1, CT_CC_PATH_AUTO, 2, 512, 4096, 1024, 0.02,
+                  steps, threads, peak, &sparse);
+        rc |= run("l1 m=2 d=512 h=4096 batch=1024 density=0.02 dense path only", CT_CC_L1, CT_CC_PATH_DENSE, 2, 512,
+                  4096, 1024, 0.02, steps, threads, peak, &dense);
+        if (!rc && dense > 0.0)
+            printf("sparse_path_speedup_at_0.02=%.2f\n", sparse / dense);
+        rc |= run("batchtopk k=200 m=2 d=512 h=4096 batch=1024", CT_CC_BATCHTOPK, CT_CC_PATH_AUTO, 2, 512, 4096, 1024,
+                  0.5, steps, threads, peak, NULL);
     }
     if (!skip_big)
-        rc |= run("l1 m=3 d=2048 h=16384 batch=4096 density=0.02", 3, 2048, 16384, 4096, 0.02, big_steps, threads,
-                  peak);
+        rc |= run("l1 m=3 d=2048 h=16384 batch=4096 density=0.02", CT_CC_L1, CT_CC_PATH_AUTO, 3, 2048, 16384, 4096,
+                  0.02, big_steps, threads, peak, NULL);
     return rc;
 }
