@@ -21,64 +21,65 @@ static const char export_usage[] =
     "  with its artifact; they must be cached. Only cached steps are exported; the\n"
     "  others are listed as absent.\n";
 
-/* Appends the comma-separated labels of `arg`; the copies are kept in *store. */
-static int add_labels(const char *arg, char ***store, size_t *n_store, const char ***labels, size_t *n)
+/* The --keys labels of an export: the copies of the arguments they point into, and the
+ * labels. */
+typedef struct {
+    char **store;
+    size_t n_store;
+    const char **labels;
+    size_t n_labels;
+} key_labels;
+
+/* Appends the comma-separated labels of `arg`. */
+static int add_labels(void *ctx, const char *arg)
 {
+    key_labels *k = ctx;
     char *copy = strdup(arg);
-    char **s = realloc(*store, (*n_store + 1) * sizeof *s);
+    char **s = realloc(k->store, (k->n_store + 1) * sizeof *s);
     if (!copy || !s) {
         free(copy);
         if (s)
-            *store = s;
+            k->store = s;
         return -1;
     }
-    *store = s;
-    s[(*n_store)++] = copy;
+    k->store = s;
+    s[k->n_store++] = copy;
     for (char *save = NULL, *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        const char **l = realloc(*labels, (*n + 1) * sizeof *l);
+        const char **l = realloc(k->labels, (k->n_labels + 1) * sizeof *l);
         if (!l)
             return -1;
-        l[(*n)++] = tok;
-        *labels = l;
+        l[k->n_labels++] = tok;
+        k->labels = l;
     }
+    return 0;
+}
+
+/* --with artifacts|activations. */
+static int add_with(void *ctx, const char *what)
+{
+    ct_bundle_export_options *eo = ctx;
+    if (strcmp(what, "artifacts") == 0)
+        eo->with_artifacts = 1;
+    else if (strcmp(what, "activations") == 0)
+        eo->with_activations = 1;
+    else
+        return -1;
     return 0;
 }
 
 int ct_cmd_bundle_export(int argc, char **argv)
 {
     ct_cli_common c;
-    memset(&c, 0, sizeof c);
     ct_bundle_export_options eo = CT_BUNDLE_EXPORT_OPTIONS_INIT;
     const char *recipe_arg = NULL, *out = NULL;
-    char **store = NULL;
-    size_t n_store = 0;
-    const char **labels = NULL;
-    size_t n_labels = 0;
+    key_labels keys = {0};
+    const ct_cli_opt opts[] = {{.name = "--output", .alias = "-o", .value = &out},
+                               {.name = "--with", .add = add_with, .ctx = &eo},
+                               {.name = "--keys", .add = add_labels, .ctx = &keys},
+                               {0}};
     int status = 0;
-    for (int i = 1; i < argc && !status; i++) {
-        int k = ct_cli_common_option(&c, argc, argv, &i);
-        if (k < 0)
-            status = 2;
-        else if (k)
-            continue;
-        else if ((strcmp(argv[i], "-o") == 0 || strcmp(argv[i], "--output") == 0) && i + 1 < argc)
-            out = argv[++i];
-        else if (strcmp(argv[i], "--with") == 0 && i + 1 < argc) {
-            const char *w = argv[++i];
-            if (strcmp(w, "artifacts") == 0)
-                eo.with_artifacts = 1;
-            else if (strcmp(w, "activations") == 0)
-                eo.with_activations = 1;
-            else
-                status = ct_cli_usage(export_usage);
-        } else if (strcmp(argv[i], "--keys") == 0 && i + 1 < argc) {
-            if (add_labels(argv[++i], &store, &n_store, &labels, &n_labels))
-                status = 1;
-        } else if (argv[i][0] == '-' || recipe_arg)
-            status = ct_cli_usage(export_usage);
-        else
-            recipe_arg = argv[i];
-    }
+    if (ct_cli_parse(argc, argv, &c, opts, &recipe_arg, 1))
+        status = ct_cli_usage(export_usage);
     if (!status && !out)
         status = ct_cli_usage(export_usage);
     ct_recipe *recipe = NULL;
@@ -88,8 +89,8 @@ int ct_cmd_bundle_export(int argc, char **argv)
                     ct_plan_build(recipe, cache, &plan)))
         status = ct_cli_fail();
     if (!status) {
-        eo.labels = labels;
-        eo.n_labels = n_labels;
+        eo.labels = keys.labels;
+        eo.n_labels = keys.n_labels;
         eo.sets = c.sets;
         eo.n_sets = c.n_sets;
         ct_bundle_export_stats st;
@@ -103,38 +104,26 @@ int ct_cmd_bundle_export(int argc, char **argv)
     ct_plan_free(plan);
     ct_cache_close(cache);
     ct_recipe_free(recipe);
-    for (size_t i = 0; i < n_store; i++)
-        free(store[i]);
-    free(store);
-    free(labels);
+    for (size_t i = 0; i < keys.n_store; i++)
+        free(keys.store[i]);
+    free(keys.store);
+    free(keys.labels);
     ct_cli_common_free(&c);
     return status;
 }
 
-/* Parses FILE plus the common options; `extra` handles command-specific ones. */
+/* Parses FILE plus the common options and `opts`; the exit status when they are wrong. */
 static int parse_file_args(int argc, char **argv, ct_cli_common *c, const char **file, const char *usage,
-                           int (*extra)(int argc, char **argv, int *i, void *user), void *user)
+                           const ct_cli_opt *opts)
 {
-    memset(c, 0, sizeof *c);
     *file = NULL;
-    for (int i = 1; i < argc; i++) {
-        int k = ct_cli_common_option(c, argc, argv, &i);
-        if (k < 0)
-            return 2;
-        if (k)
-            continue;
-        if (extra) {
-            int e = extra(argc, argv, &i, user);
-            if (e < 0)
-                return ct_cli_usage(usage);
-            if (e)
-                continue;
-        }
-        if (argv[i][0] == '-' || *file)
-            return ct_cli_usage(usage);
-        *file = argv[i];
+    if (ct_cli_parse(argc, argv, c, opts, file, 1))
+        return ct_cli_usage(usage);
+    if (!*file) {
+        ct_cli_common_free(c);
+        return ct_cli_usage(usage);
     }
-    return *file ? 0 : ct_cli_usage(usage);
+    return 0;
 }
 
 int ct_cmd_bundle_import(int argc, char **argv)
@@ -146,7 +135,7 @@ int ct_cmd_bundle_import(int argc, char **argv)
         "  recipe:<name>, which keeps what it held. Nothing is written if any check fails.\n";
     ct_cli_common c;
     const char *file;
-    int status = parse_file_args(argc, argv, &c, &file, usage, NULL, NULL);
+    int status = parse_file_args(argc, argv, &c, &file, usage, NULL);
     if (status)
         return status;
     ct_cache *cache = NULL;
@@ -159,31 +148,6 @@ int ct_cmd_bundle_import(int argc, char **argv)
     ct_cache_close(cache);
     ct_cli_common_free(&c);
     return status;
-}
-
-typedef struct {
-    const char *recipe, *device;
-    int jobs;
-} verify_args;
-
-static int verify_extra(int argc, char **argv, int *i, void *user)
-{
-    verify_args *v = user;
-    const char *s = argv[*i];
-    if (strcmp(s, "--recipe") == 0 || strcmp(s, "--device") == 0 || strcmp(s, "--jobs") == 0 ||
-        strcmp(s, "-j") == 0) {
-        if (*i + 1 >= argc)
-            return -1;
-        const char *val = argv[++*i];
-        if (strcmp(s, "--recipe") == 0)
-            v->recipe = val;
-        else if (strcmp(s, "--device") == 0)
-            v->device = val;
-        else if ((v->jobs = atoi(val)) < 1)
-            return -1;
-        return 1;
-    }
-    return 0;
 }
 
 static void print_outcome(const ct_bundle_verify_entry *e, void *user)
@@ -205,12 +169,15 @@ int ct_cmd_bundle_verify(int argc, char **argv)
         "  it was exported with (--recipe FILE and --set add to that). Exit status 1 when\n"
         "  any result differs.\n";
     ct_cli_common c;
-    const char *file;
-    verify_args v = {NULL, "cpu", 1};
-    int status = parse_file_args(argc, argv, &c, &file, usage, verify_extra, &v);
+    const char *file, *recipe = NULL, *device = "cpu", *jobs = "1";
+    const ct_cli_opt opts[] = {{.name = "--recipe", .value = &recipe},
+                               {.name = "--device", .value = &device},
+                               {.name = "--jobs", .alias = "-j", .value = &jobs},
+                               {0}};
+    int status = parse_file_args(argc, argv, &c, &file, usage, opts);
     if (status)
         return status;
-    if (strcmp(v.device, "cpu") && strcmp(v.device, "cuda")) {
+    if ((strcmp(device, "cpu") && strcmp(device, "cuda")) || atoi(jobs) < 1) {
         ct_cli_common_free(&c);
         return ct_cli_usage(usage);
     }
@@ -223,9 +190,9 @@ int ct_cmd_bundle_verify(int argc, char **argv)
     }
     ct_bundle_verify_options vo = CT_BUNDLE_VERIFY_OPTIONS_INIT;
     vo.cache = cache;
-    vo.recipe_path = v.recipe;
-    vo.jobs = v.jobs;
-    vo.device = v.device;
+    vo.recipe_path = recipe;
+    vo.jobs = atoi(jobs);
+    vo.device = device;
     vo.sets = c.sets;
     vo.n_sets = c.n_sets;
     ct_bundle_verify_stats st;

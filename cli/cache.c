@@ -8,31 +8,6 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Parses the common options plus the flags named in `flags` ("--dry-run", "--json");
- * positional arguments are returned in *arg (at most one). */
-static int parse(int argc, char **argv, ct_cli_common *o, const char *const *flags, int *set,
-                 const char **arg, const char *usage)
-{
-    memset(o, 0, sizeof *o);
-    for (int i = 1; i < argc; i++) {
-        int c = ct_cli_common_option(o, argc, argv, &i);
-        if (c < 0)
-            return ct_cli_usage(usage);
-        if (c)
-            continue;
-        int matched = 0;
-        for (int f = 0; flags && flags[f]; f++)
-            if (strcmp(argv[i], flags[f]) == 0)
-                set[f] = matched = 1;
-        if (matched)
-            continue;
-        if (argv[i][0] == '-' || !arg || *arg)
-            return ct_cli_usage(usage);
-        *arg = argv[i];
-    }
-    return 0;
-}
-
 static void human(uint64_t bytes, char *buf, size_t n)
 {
     const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
@@ -98,10 +73,12 @@ static int run_cache_command(const cache_command *cmd, int argc, char **argv)
 {
     int set[4] = {0};
     const char *arg = NULL;
+    ct_cli_opt opts[5] = {{0}};
+    for (int f = 0; cmd->flags && cmd->flags[f] && f < 4; f++)
+        opts[f] = (ct_cli_opt){.name = cmd->flags[f], .flag = &set[f]};
     ct_cli_common o;
-    int rc = parse(argc, argv, &o, cmd->flags, set, cmd->wants_arg ? &arg : NULL, cmd->usage);
-    if (rc)
-        return rc;
+    if (ct_cli_parse(argc, argv, &o, opts, &arg, cmd->wants_arg))
+        return ct_cli_usage(cmd->usage);
     if (cmd->wants_arg && !arg) {
         ct_cli_common_free(&o);
         return ct_cli_usage(cmd->usage);

@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-int ct_cli_common_option(ct_cli_common *o, int argc, char **argv, int *i)
+/* Consumes a common option at argv[*i] (advancing *i past its value); returns 1 when
+ * it was one, 0 when not, -1 on a missing value (message printed). */
+static int common_option(ct_cli_common *o, int argc, char **argv, int *i)
 {
     const char *a = argv[*i];
     const char *value = NULL;
@@ -39,7 +41,66 @@ int ct_cli_common_option(ct_cli_common *o, int argc, char **argv, int *i)
     return 1;
 }
 
-void ct_cli_common_free(ct_cli_common *o) { free(o->sets); }
+void ct_cli_common_free(ct_cli_common *o)
+{
+    free(o->sets);
+    o->sets = NULL;
+    o->n_sets = 0;
+}
+
+/* The entry of opts that argv[*i] names, consuming its value; 1 matched, 0 not, -1 when
+ * the value is missing. */
+static int command_option(const ct_cli_opt *opts, int argc, char **argv, int *i)
+{
+    const char *a = argv[*i];
+    for (const ct_cli_opt *op = opts; op && op->name; op++) {
+        size_t n = strlen(op->name);
+        int named = strncmp(a, op->name, n) == 0 && (a[n] == '\0' || a[n] == '=');
+        if (!named && !(op->alias && strcmp(a, op->alias) == 0))
+            continue;
+        if (!op->value && !op->add) { /* a flag */
+            if (named && a[n] == '=')
+                return -1;
+            *op->flag = 1;
+            return 1;
+        }
+        const char *v;
+        if (named && a[n] == '=') {
+            v = a + n + 1;
+        } else if (*i + 1 < argc) {
+            v = argv[++*i];
+        } else {
+            fprintf(stderr, "crosstime: %s needs a value\n", a);
+            return -1;
+        }
+        if (op->value)
+            *op->value = v;
+        else if (op->add(op->ctx, v))
+            return -1;
+        return 1;
+    }
+    return 0;
+}
+
+int ct_cli_parse(int argc, char **argv, ct_cli_common *o, const ct_cli_opt *opts, const char **pos, int npos)
+{
+    memset(o, 0, sizeof *o);
+    int used = 0;
+    for (int i = 1; i < argc; i++) {
+        int c = common_option(o, argc, argv, &i);
+        if (c == 0)
+            c = command_option(opts, argc, argv, &i);
+        if (c == 0 && argv[i][0] != '-' && used < npos) {
+            pos[used++] = argv[i];
+            c = 1;
+        }
+        if (c <= 0) {
+            ct_cli_common_free(o);
+            return -1;
+        }
+    }
+    return 0;
+}
 
 int ct_cli_open_cache(const ct_cli_common *o, int read_only, ct_cache **out)
 {

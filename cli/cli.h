@@ -15,10 +15,27 @@ typedef struct {
     size_t n_sets;
 } ct_cli_common;
 
-/* Consumes a common option at argv[*i] (advancing *i past its value); returns 1 when
- * it was one, 0 when not, -1 on a missing value (message printed). */
-int ct_cli_common_option(ct_cli_common *o, int argc, char **argv, int *i);
 void ct_cli_common_free(ct_cli_common *o);
+
+/* One option of a subcommand, written with designated initializers; a table of them
+ * ends with an entry without a name. "--name VALUE" (or "--name=VALUE", or the alias
+ * such as "-j" followed by VALUE) is stored in *value (the last one given wins), passed
+ * to add(ctx, VALUE) for a repeatable option (a nonzero return is a usage error), or,
+ * with neither, "--name" is a flag that sets *flag to 1. */
+typedef struct ct_cli_opt {
+    const char *name, *alias;
+    const char **value;
+    int (*add)(void *ctx, const char *value);
+    void *ctx;
+    int *flag;
+} ct_cli_opt;
+
+/* Parses argv[1..argc): the common options into *o (zeroed first), the subcommand's
+ * options `opts` (may be NULL), and up to npos positional arguments into pos[] (left as
+ * they are when absent: set defaults first). 0 on success; -1 for an unknown option, a
+ * missing value or a positional argument too many, after freeing *o (the caller then
+ * prints its usage). */
+int ct_cli_parse(int argc, char **argv, ct_cli_common *o, const ct_cli_opt *opts, const char **pos, int npos);
 
 int ct_cli_open_cache(const ct_cli_common *o, int read_only, ct_cache **out);
 int ct_cli_load_recipe(const ct_cli_common *o, const char *path_or_name, ct_recipe **out);

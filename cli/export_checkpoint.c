@@ -91,32 +91,15 @@ static int export_checkpoint(const ct_cli_common *o, const char *recipe, const c
 int ct_cmd_export_checkpoint(int argc, char **argv)
 {
     ct_cli_common o;
-    memset(&o, 0, sizeof o);
-    const char *label = NULL, *recipe = NULL, *out = NULL;
-    for (int i = 1; i < argc; i++) {
-        int c = ct_cli_common_option(&o, argc, argv, &i);
-        if (c < 0) {
-            ct_cli_common_free(&o);
-            return ct_cli_usage(usage_text);
-        }
-        if (c)
-            continue;
-        if (strcmp(argv[i], "--out") == 0 && i + 1 < argc)
-            out = argv[++i];
-        else if (argv[i][0] != '-' && !label)
-            label = argv[i];
-        else if (argv[i][0] != '-' && !recipe)
-            recipe = argv[i];
-        else {
-            ct_cli_common_free(&o);
-            return ct_cli_usage(usage_text);
-        }
-    }
+    const char *out = NULL, *pos[2] = {NULL, CT_DEFAULT_RECIPE}; /* LABEL [RECIPE] */
+    const ct_cli_opt opts[] = {{.name = "--out", .value = &out}, {0}};
+    if (ct_cli_parse(argc, argv, &o, opts, pos, 2))
+        return ct_cli_usage(usage_text);
     int status;
-    if (!label || !out)
+    if (!pos[0] || !out)
         status = ct_cli_usage(usage_text);
     else
-        status = export_checkpoint(&o, recipe ? recipe : CT_DEFAULT_RECIPE, label, out) ? ct_cli_fail() : 0;
+        status = export_checkpoint(&o, pos[1], pos[0], out) ? ct_cli_fail() : 0;
     ct_cli_common_free(&o);
     return status;
 }

@@ -62,27 +62,10 @@ static int export_entry(ct_cache *cache, const char *prefix, const char *st_path
 int ct_cmd_export_crosscoder(int argc, char **argv)
 {
     ct_cli_common o;
-    memset(&o, 0, sizeof o);
     const char *prefix = NULL, *st_path = NULL, *json_arg = NULL;
-    for (int i = 1; i < argc; i++) {
-        int c = ct_cli_common_option(&o, argc, argv, &i);
-        if (c < 0) {
-            ct_cli_common_free(&o);
-            return ct_cli_usage(usage_text);
-        }
-        if (c)
-            continue;
-        if (strcmp(argv[i], "--out") == 0 && i + 1 < argc)
-            st_path = argv[++i];
-        else if (strcmp(argv[i], "--json") == 0 && i + 1 < argc)
-            json_arg = argv[++i];
-        else if (argv[i][0] != '-' && !prefix)
-            prefix = argv[i];
-        else {
-            ct_cli_common_free(&o);
-            return ct_cli_usage(usage_text);
-        }
-    }
+    const ct_cli_opt opts[] = {{.name = "--out", .value = &st_path}, {.name = "--json", .value = &json_arg}, {0}};
+    if (ct_cli_parse(argc, argv, &o, opts, &prefix, 1))
+        return ct_cli_usage(usage_text);
     if (!prefix || !st_path) {
         ct_cli_common_free(&o);
         return ct_cli_usage(usage_text);

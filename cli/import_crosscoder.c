@@ -90,17 +90,9 @@ static int import_file(ct_cache *cache, const char *path)
 int ct_cmd_import_crosscoder(int argc, char **argv)
 {
     ct_cli_common o;
-    memset(&o, 0, sizeof o);
     const char *path = NULL;
-    for (int i = 1; i < argc; i++) {
-        int c = ct_cli_common_option(&o, argc, argv, &i);
-        if (c < 0 || (!c && (argv[i][0] == '-' || path))) {
-            ct_cli_common_free(&o);
-            return ct_cli_usage(usage_text);
-        }
-        if (!c)
-            path = argv[i];
-    }
+    if (ct_cli_parse(argc, argv, &o, NULL, &path, 1))
+        return ct_cli_usage(usage_text);
     if (!path) {
         ct_cli_common_free(&o);
         return ct_cli_usage(usage_text);

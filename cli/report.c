@@ -18,24 +18,11 @@ static const char usage[] =
 
 int ct_cmd_report(int argc, char **argv)
 {
-    ct_cli_common common = {0};
+    ct_cli_common common;
     const char *recipe_name = NULL, *out = "report.html";
-    for (int i = 1; i < argc; i++) {
-        int c = ct_cli_common_option(&common, argc, argv, &i);
-        if (c < 0) {
-            ct_cli_common_free(&common);
-            return 2;
-        }
-        if (c)
-            continue;
-        if (strcmp(argv[i], "--out") == 0 && i + 1 < argc)
-            out = argv[++i];
-        else if (argv[i][0] == '-' || recipe_name) {
-            ct_cli_common_free(&common);
-            return ct_cli_usage(usage);
-        } else
-            recipe_name = argv[i];
-    }
+    const ct_cli_opt opts[] = {{.name = "--out", .value = &out}, {0}};
+    if (ct_cli_parse(argc, argv, &common, opts, &recipe_name, 1))
+        return ct_cli_usage(usage);
     ct_recipe *recipe = NULL;
     ct_cache *cache = NULL;
     ct_plan *plan = NULL;

@@ -18,26 +18,11 @@ static const char usage[] =
 
 int ct_cmd_results(int argc, char **argv)
 {
-    ct_cli_common common = {0};
+    ct_cli_common common;
     const char *recipe_name = NULL, *table_name = "accuracy", *format = "table";
-    for (int i = 1; i < argc; i++) {
-        int c = ct_cli_common_option(&common, argc, argv, &i);
-        if (c < 0) {
-            ct_cli_common_free(&common);
-            return 2;
-        }
-        if (c)
-            continue;
-        if (strcmp(argv[i], "--table") == 0 && i + 1 < argc)
-            table_name = argv[++i];
-        else if (strcmp(argv[i], "--format") == 0 && i + 1 < argc)
-            format = argv[++i];
-        else if (argv[i][0] == '-' || recipe_name) {
-            ct_cli_common_free(&common);
-            return ct_cli_usage(usage);
-        } else
-            recipe_name = argv[i];
-    }
+    const ct_cli_opt opts[] = {{.name = "--table", .value = &table_name}, {.name = "--format", .value = &format}, {0}};
+    if (ct_cli_parse(argc, argv, &common, opts, &recipe_name, 1))
+        return ct_cli_usage(usage);
     if (strcmp(format, "csv") && strcmp(format, "table") && strcmp(format, "json")) {
         ct_cli_common_free(&common);
         fprintf(stderr, "crosstime: unknown format '%s' (csv, table or json)\n", format);

@@ -23,56 +23,51 @@ typedef struct {
     size_t n_only;
 } run_args;
 
+static int add_only(void *ctx, const char *label)
+{
+    run_args *a = ctx;
+    const char **only = realloc(a->only, (a->n_only + 1) * sizeof *only);
+    if (!only)
+        return -1;
+    only[a->n_only++] = label;
+    a->only = only;
+    return 0;
+}
+
+/* Fills *a from the arguments; on failure returns the exit status with nothing held. */
 static int parse(int argc, char **argv, run_args *a, const char *usage)
 {
     memset(a, 0, sizeof *a);
+    const char *jobs = "1", *gflops = "0";
     a->format = "text";
     a->device = "cpu";
-    a->jobs = 1;
-    for (int i = 1; i < argc; i++) {
-        int c = ct_cli_common_option(&a->common, argc, argv, &i);
-        if (c < 0)
-            return 2;
-        if (c)
-            continue;
-        const char *s = argv[i];
-        if ((strcmp(s, "--jobs") == 0 || strcmp(s, "-j") == 0) && i + 1 < argc)
-            a->jobs = atoi(argv[++i]);
-        else if (strcmp(s, "--device") == 0 && i + 1 < argc)
-            a->device = argv[++i];
-        else if (strcmp(s, "--format") == 0 && i + 1 < argc)
-            a->format = argv[++i];
-        else if (strcmp(s, "--verbose") == 0 || strcmp(s, "-v") == 0)
-            a->verbose = 1;
-        else if (strcmp(s, "--quiet") == 0 || strcmp(s, "-q") == 0)
-            a->quiet = 1;
-        else if (strcmp(s, "--dry-run") == 0)
-            a->dry_run = 1;
-        else if (strcmp(s, "--gflops") == 0 && i + 1 < argc)
-            a->gflops = atof(argv[++i]);
-        else if (strcmp(s, "--only") == 0 && i + 1 < argc) {
-            const char **only = realloc(a->only, (a->n_only + 1) * sizeof *only);
-            if (!only)
-                return 1;
-            only[a->n_only++] = argv[++i];
-            a->only = only;
-        }
-        else if (s[0] == '-' || a->recipe)
-            return ct_cli_usage(usage);
-        else
-            a->recipe = s;
-    }
-    if (a->jobs < 1 || a->gflops < 0 || (strcmp(a->device, "cpu") && strcmp(a->device, "cuda")) ||
-        (strcmp(a->format, "text") && strcmp(a->format, "json")))
-        return ct_cli_usage(usage);
+    const ct_cli_opt opts[] = {{.name = "--jobs", .alias = "-j", .value = &jobs},
+                               {.name = "--device", .value = &a->device},
+                               {.name = "--format", .value = &a->format},
+                               {.name = "--verbose", .alias = "-v", .flag = &a->verbose},
+                               {.name = "--quiet", .alias = "-q", .flag = &a->quiet},
+                               {.name = "--dry-run", .flag = &a->dry_run},
+                               {.name = "--gflops", .value = &gflops},
+                               {.name = "--only", .add = add_only, .ctx = a},
+                               {0}};
+    int bad = ct_cli_parse(argc, argv, &a->common, opts, &a->recipe, 1) != 0;
+    a->jobs = atoi(jobs);
+    a->gflops = atof(gflops);
+    bad = bad || a->jobs < 1 || a->gflops < 0 || (strcmp(a->device, "cpu") && strcmp(a->device, "cuda")) ||
+          (strcmp(a->format, "text") && strcmp(a->format, "json"));
+    int status = bad ? ct_cli_usage(usage) : 0;
 #ifndef CT_HAVE_CUDA
-    if (strcmp(a->device, "cuda") == 0) {
+    if (!status && strcmp(a->device, "cuda") == 0) {
         fprintf(stderr, "crosstime: --device cuda: this build has no CUDA backend "
                         "(rebuild where CMake finds the CUDA toolkit)\n");
-        return 1;
+        status = 1;
     }
 #endif
-    return 0;
+    if (status) {
+        ct_cli_common_free(&a->common);
+        free(a->only);
+    }
+    return status;
 }
 
 /* Parses the arguments, loads the recipe, opens the cache, builds the plan, calls

@@ -14,20 +14,14 @@ static const char why_usage[] =
 
 int ct_cmd_why(int argc, char **argv)
 {
-    ct_cli_common common = {0};
+    ct_cli_common common;
     const char *prefix = NULL;
-    for (int i = 1; i < argc; i++) {
-        int c = ct_cli_common_option(&common, argc, argv, &i);
-        if (c < 0)
-            return 2;
-        if (c)
-            continue;
-        if (argv[i][0] == '-' || prefix)
-            return ct_cli_usage(why_usage);
-        prefix = argv[i];
-    }
-    if (!prefix)
+    if (ct_cli_parse(argc, argv, &common, NULL, &prefix, 1))
         return ct_cli_usage(why_usage);
+    if (!prefix) {
+        ct_cli_common_free(&common);
+        return ct_cli_usage(why_usage);
+    }
     ct_cache *cache;
     uint8_t key[CT_KEY_LEN];
     json_t *record;
