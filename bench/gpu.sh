@@ -7,7 +7,7 @@
 # the test programs under BUILD_DIR/tests/) and python3 with torch for the references in
 # bench/reference/; no network. Shared libraries that the target machine lacks can be put
 # in BUILD_DIR/lib (searched first). Prints every command and its output under a label;
-# exits nonzero when a test or benchmark failed. About 3 minutes on one H100.
+# exits nonzero when a test or benchmark failed. About 4 minutes on one H100.
 set -u
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -82,6 +82,40 @@ section "bench crosscoder batchtopk M=2 d=512 H=4096 batch=1024: crosstime cuda"
 run "${CT[@]}" "$BUILD/crosstime" bench crosscoder --type batchtopk --m 2 --d 512 --h 4096 --batch 1024 --steps 20 --device cuda
 section "bench crosscoder batchtopk M=2 d=512 H=4096 batch=1024: torch cuda"
 run "$PY" "$REF/crosscoder_torch.py" --type batchtopk --m 2 --d 512 --h 4096 --batch 1024 --steps 20 --device cuda
+
+# End to end on the GPU: the CI recipe (pretraining to report) with each crosscoder
+# model, twice in fresh caches: every artifact but the report (it records timings) must be
+# byte-identical between the two runs.
+E2E=$(mktemp -d)
+blob_digests() { # cache dir -> "label sha256" lines, report left out
+    "${CT[@]}" "$BUILD/crosstime" cache ls --json --cache "$1" |
+        "$PY" -c 'import json,sys
+for l in sys.stdin:
+    r=json.loads(l)["record"]
+    if r["material"].get("kind") not in ("report", "source_digest_memo"):
+        print(r.get("label", ""), r["blob"]["sha256"])' | sort
+}
+e2e() {
+    local type=$1
+    shift
+    section "end to end on cuda, tiny-ci, $type: two runs, identical artifacts"
+    for r in 1 2; do
+        run "${CT[@]}" "$BUILD/crosstime" run "$ROOT/tests/fixtures/recipes/tiny-ci.yaml" --device cuda \
+            --cache "$E2E/$type-$r" --set crosscoder.type=$type "$@"
+    done
+    if diff <(blob_digests "$E2E/$type-1") <(blob_digests "$E2E/$type-2") >/dev/null; then
+        echo "identical: $(blob_digests "$E2E/$type-1" | wc -l) artifacts"
+    else
+        echo "DIFFERENT artifacts between the two $type runs"
+        failed+=("end to end $type: runs differ")
+    fi
+}
+e2e l1
+# small k, early θ tracking and a short dead window so that AuxK and θ take part
+e2e batchtopk --set crosscoder.dec_init_norm=1.0 --set crosscoder.topk.k_start=16 --set crosscoder.topk.k_end=4 \
+    --set crosscoder.topk.k_anneal_steps=20 --set crosscoder.topk.threshold_start_step=10 \
+    --set crosscoder.topk.dead_tokens=1K
+rm -rf "$E2E"
 
 section "summary"
 if [ ${#failed[@]} -eq 0 ]; then
