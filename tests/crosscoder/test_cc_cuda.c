@@ -378,7 +378,7 @@ static void *to_device(const void *h, size_t bytes)
  * positives; the threshold; AuxK's per-row choice. */
 START_TEST(selections_match_cpu)
 {
-    int B = 70, H = 333; /* H not a multiple of the block, B above one block of rows */
+    int B = 70, H = 333; /* H not a multiple of the block: every row ends in a partial chunk */
     size_t n = (size_t)B * H;
     float *F0 = malloc(n * 4), *Fc = malloc(n * 4), *Fg = malloc(n * 4), *ns = malloc((size_t)H * 4);
     uint64_t s = 21;
