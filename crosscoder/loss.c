@@ -215,6 +215,11 @@ void ct_cc_losses_finish(const double *rowacc, int B, int M, const float *fsum, 
     out->loss = out->l2 + (double)lambda * out->l1;
 }
 
+int ct_cc_wants_aux(const ct_cc_config *cfg, const ct_cc_lossopt *opt)
+{
+    return cfg->type == CT_CC_BATCHTOPK && opt->since_fired && !opt->use_threshold && cfg->aux_coeff != 0.0f;
+}
+
 int ct_cc_dead_latents(const ct_cc_config *cfg, const float *fsum, const uint64_t *since_fired, int B,
                        uint8_t *dead)
 {
@@ -269,7 +274,7 @@ int ct_cc_forward_backward(const ct_crosscoder *cc, const float *X, int B,
      * raw rows selects exactly what encoding scaled rows did before folding. */
     decoder_norms(P->W_dec, H, M, d, cc->folded ? cc->scale : NULL, w->nrm, w->nsum);
     ct_cck_encode(X, P->W_enc, P->b_enc, w->F, B, D, H);
-    int want_aux = topk && grad && opt->since_fired && !opt->use_threshold && cfg->aux_coeff != 0.0f;
+    int want_aux = grad && ct_cc_wants_aux(cfg, opt);
     size_t nnz;
     if (!topk) {
         nnz = ct_cck_relu_count(w->F, B, H, w->rowcnt);

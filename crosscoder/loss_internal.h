@@ -12,6 +12,9 @@
 void ct_cc_losses_finish(const double *rowacc, int B, int M, const float *fsum, const float *nsum, int H,
                          float lambda, ct_cc_losses *out);
 
+/* Whether a gradient pass adds AuxK: BatchTopK selecting the top k (not the inference
+ * threshold), dead-latent counters given, and a nonzero aux_coeff. */
+int ct_cc_wants_aux(const ct_cc_config *cfg, const ct_cc_lossopt *opt);
 /* AuxK's dead latents for this batch: dead[j] = 1 when latent j did not fire in it
  * (fsum[j] == 0) and since_fired[j] + B >= dead_tokens. Returns how many. */
 int ct_cc_dead_latents(const ct_cc_config *cfg, const float *fsum, const uint64_t *since_fired, int B,

@@ -1,6 +1,6 @@
 /* The batch prefetcher (see prefetch.h): one producer thread, two slots, a mutex and a
  * condition variable. A slot is FREE (the producer may fill it), READY (filled, with the
- * source positions before and after it) or HELD (returned to the trainer). The producer
+ * source position after it, or the source's error) or HELD (returned to the trainer). The producer
  * fills the slots in turn, so batches come out in the source's order. */
 #include "crosscoder/prefetch.h"
 

@@ -123,8 +123,7 @@ int ct_cc_cuda_forward_backward(ct_cc_cuda *d, const float *X, int B, const ct_c
     out->ev = ev;
     out->fired = fired;
     int topk = c->type == CT_CC_BATCHTOPK;
-    /* The same conditions as the CPU path (crosscoder/loss.c), which always has a gradient here. */
-    int want_aux = topk && opt->since_fired && !opt->use_threshold && c->aux_coeff != 0.0f;
+    int want_aux = ct_cc_wants_aux(c, opt); /* always a gradient pass here */
     float lambda = topk ? 0.0f : opt->lambda;
     ct_cck_cuda_select sel = CT_CCK_CUDA_SELECT_INIT;
     sel.topk = topk;

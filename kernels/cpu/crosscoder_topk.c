@@ -14,6 +14,7 @@
 
 #include "common/error.h"
 
+#include <math.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,14 +84,10 @@ float ct_cck_batch_topk(float *F, const float *ns, int B, int H, size_t K, uint3
     uint32_t tbits = hb << 16 | (uint32_t)lb;
     float tval;
     memcpy(&tval, &tbits, sizeof tval);
-    if (ties_keep == hist[lb]) { /* all the ties are kept (the usual case) */
-#pragma omp parallel for schedule(static)
-        for (int b = 0; b < B; b++) {
-            float *row = F + (size_t)b * H;
-            for (int j = 0; j < H; j++)
-                if (!(row[j] * ns[j] >= tval))
-                    row[j] = 0.0f;
-        }
+    if (ties_keep == hist[lb]) {
+        /* All the ties are kept (the usual case): keep s >= tval, which for floats is
+         * s > the next float below tval. */
+        ct_cck_threshold_mask(F, ns, B, H, nextafterf(tval, 0.0f));
         return tval;
     }
     /* Ties per row, then a prefix so that each row knows how many of its ties to keep:
