@@ -10,6 +10,7 @@
  * examples_per_s=N. Compare with bench/reference/attribution_torch.py at the same
  * thread count. */
 #include "analysis/attribution.h"
+#include "common/progress.h"
 #include "common/error.h"
 #include "models/forward/pretrain.h"
 
@@ -19,20 +20,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define HIDDEN 512
 #define LAYERS 6
 #define HEADS 8
 #define VOCAB 50304
 #define LAYER 3
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static uint64_t mix(uint64_t *s)
 {
@@ -151,15 +144,15 @@ int main(int argc, char **argv)
     ct_attr_result r;
     double t_warm = 0, t = 0;
     if (!rc) { /* one batch first: allocation and caches */
-        double t0 = now_s();
+        double t0 = ct_seconds();
         rc = ct_attr_ig(models, 2, cc, LAYER, ex, (size_t)(batch < n ? batch : n), &o, &r);
-        t_warm = now_s() - t0;
+        t_warm = ct_seconds() - t0;
         ct_attr_result_free(&r);
     }
     if (!rc) {
-        double t0 = now_s();
+        double t0 = ct_seconds();
         rc = ct_attr_ig(models, 2, cc, LAYER, ex, (size_t)n, &o, &r);
-        t = now_s() - t0;
+        t = ct_seconds() - t0;
     }
     if (rc) {
         fprintf(stderr, "bench attribution: %s\n", ct_error_message());

@@ -11,6 +11,7 @@
  * The cache is created in a new directory under DIR (default $TMPDIR or /tmp) and
  * deleted afterwards. */
 #include "cache/cache.h"
+#include "common/progress.h"
 #include "common/error.h"
 
 #include <fcntl.h>
@@ -19,15 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
@@ -126,7 +119,7 @@ int main(int argc, char **argv)
     memset(key, 0xb1, sizeof key);
 
     int rc = 0;
-    double t0 = now();
+    double t0 = ct_seconds();
     ct_blob_writer *w;
     if ((rc = ct_blob_writer_open(c, &w)) == 0) {
         for (uint64_t done = 0; !rc && done < total; done += piece) {
@@ -139,7 +132,7 @@ int main(int argc, char **argv)
         else
             rc = ct_blob_commit(w, key, NULL);
     }
-    double t_write = now() - t0;
+    double t_write = ct_seconds() - t0;
     free(buf);
     if (rc) {
         fprintf(stderr, "%s\n", ct_error_message());
@@ -160,9 +153,9 @@ int main(int argc, char **argv)
     double best = 1e30, cold = 0, first = 0;
     uint64_t sum = 0, bytes = 0, sum0 = 0;
     for (int p = 0; p < passes + 1 && !rc; p++) {
-        t0 = now();
+        t0 = ct_seconds();
         rc = read_pass(c, key, &sum, &bytes);
-        double t = now() - t0;
+        double t = ct_seconds() - t0;
         if (p == 0) {
             cold = t;
             sum0 = sum;

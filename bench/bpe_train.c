@@ -7,18 +7,11 @@
  * Prints key=value lines. One thread. */
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "common/error.h"
+#include "common/progress.h"
 #include "models/corpus/corpus.h"
 #include "models/tokenizer/train.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 int main(int argc, char **argv)
 {
@@ -41,13 +34,13 @@ int main(int argc, char **argv)
         return 1;
     }
     double t_read = 0, t_count = 0, bytes = 0, docs = 0;
-    double t0 = now();
+    double t0 = ct_seconds();
     for (;;) {
         const char *s;
         size_t n;
-        double a = now();
+        double a = ct_seconds();
         int rc = ct_corpus_next(c, &s, &n);
-        double b = now();
+        double b = ct_seconds();
         t_read += b - a;
         if (rc < 0) {
             fprintf(stderr, "bench_bpe_train: %s\n", ct_error_message());
@@ -59,16 +52,16 @@ int main(int argc, char **argv)
             fprintf(stderr, "bench_bpe_train: %s\n", ct_error_message());
             return 1;
         }
-        t_count += now() - b;
+        t_count += ct_seconds() - b;
         bytes += (double)n;
         docs++;
     }
-    double t1 = now();
+    double t1 = ct_seconds();
     if (ct_tok_trainer_train(t)) {
         fprintf(stderr, "bench_bpe_train: %s\n", ct_error_message());
         return 1;
     }
-    double t2 = now();
+    double t2 = ct_seconds();
     ct_tok_train_stats st;
     ct_tok_trainer_stats(t, &st);
     printf("files=%zu\n", ct_corpus_n_files(c));

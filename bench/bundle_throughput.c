@@ -4,6 +4,7 @@
  *
  *   build/bench_bundle_throughput [--mib 256] */
 #include "cache/cache.h"
+#include "common/progress.h"
 #include "common/error.h"
 #include "pipeline/bundle/bundle.h"
 #include "pipeline/plan.h"
@@ -15,14 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static int fail(const char *what)
 {
@@ -84,17 +77,17 @@ int main(int argc, char **argv)
     ct_bundle_export_options eo = CT_BUNDLE_EXPORT_OPTIONS_INIT;
     eo.labels = labels;
     eo.n_labels = 1;
-    double t0 = now();
+    double t0 = ct_seconds();
     if (ct_bundle_export(plan, a, out, &eo, NULL))
         return fail("export");
-    double t_export = now() - t0;
+    double t_export = ct_seconds() - t0;
     struct stat st;
     stat(out, &st);
-    t0 = now();
+    t0 = ct_seconds();
     ct_bundle_import_stats is;
     if (ct_bundle_import(out, b, &is) || is.imported != 1)
         return fail("import");
-    double t_import = now() - t0;
+    double t_import = ct_seconds() - t0;
     double bytes = (double)mib * (1 << 20);
     printf("artifact_mib=%zu\n", mib);
     printf("zstd_level=%d\n", CT_BUNDLE_ZSTD_LEVEL);

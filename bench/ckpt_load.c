@@ -5,20 +5,13 @@
  *
  *   build/bench/bench_ckpt_load [--mb 512] [--dtype bf16|f16|f32] [--dir /tmp] */
 #include "common/sha256.h"
+#include "common/progress.h"
 #include "models/checkpoint/safetensors.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 int main(int argc, char **argv)
 {
@@ -53,18 +46,18 @@ int main(int argc, char **argv)
     }
     char path[4096];
     snprintf(path, sizeof path, "%s/bench-ckpt-%ld.safetensors", dir, (long)getpid());
-    double t0 = now();
+    double t0 = ct_seconds();
     if (ct_safetensors_write(path, t, n, NULL, NULL, 0)) {
         fprintf(stderr, "write failed\n");
         return 1;
     }
-    double t1 = now();
+    double t1 = ct_seconds();
     ct_safetensors *st;
     if (ct_safetensors_open(path, &st)) {
         fprintf(stderr, "open failed\n");
         return 1;
     }
-    double t2 = now();
+    double t2 = ct_seconds();
     float *out = malloc(per / es * sizeof(float));
     double checksum = 0;
     for (size_t i = 0; i < ct_safetensors_count(st); i++) {
@@ -73,11 +66,11 @@ int main(int argc, char **argv)
         ct_dtype_to_f32(v.dtype, v.data, v.numel, out);
         checksum += out[v.numel - 1];
     }
-    double t3 = now();
+    double t3 = ct_seconds();
     ct_safetensors_close(st);
     uint8_t d[CT_SHA256_LEN];
     ct_sha256_file(path, d);
-    double t4 = now();
+    double t4 = ct_seconds();
     unlink(path);
     double gb = (double)(n * per) / 1e9;
     printf("file_gb=%.3f tensors=%zu dtype=%s\n", gb, n, ct_dtype_name(dt));

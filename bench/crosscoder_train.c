@@ -9,6 +9,7 @@
  * H=16384, batch 4096) with density 0.02. Compare with bench/reference/crosscoder_torch.py
  * at the same shapes and thread count. */
 #include "common/error.h"
+#include "common/progress.h"
 #include "crosscoder/bench.h"
 #include "crosscoder/crosscoder.h"
 
@@ -17,14 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* Best of three 4096³ SGEMMs with OpenBLAS's own threading. */
 static double sgemm_peak_gflops(int threads)
@@ -44,9 +37,9 @@ static double sgemm_peak_gflops(int threads)
     openblas_set_num_threads(threads);
     double best = 1e30;
     for (int r = 0; r < 3; r++) {
-        double t0 = now_s();
+        double t0 = ct_seconds();
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
-        double t = now_s() - t0;
+        double t = ct_seconds() - t0;
         if (t < best)
             best = t;
     }

@@ -7,20 +7,13 @@
  *                  [--batch N] [--steps N]
  * Prints key=value lines, the last one tokens_per_s=N. */
 #include "common/error.h"
+#include "common/progress.h"
 #include "models/forward/pretrain.h"
 
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 int main(int argc, char **argv)
 {
@@ -75,13 +68,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_pretrain: %s\n", ct_error_message());
         return 1;
     }
-    double t0 = now();
+    double t0 = ct_seconds();
     for (int i = 0; i < steps; i++)
         if (ct_pretrain_step(t, tok, &st)) {
             fprintf(stderr, "bench_pretrain: %s\n", ct_error_message());
             return 1;
         }
-    double dt = (now() - t0) / steps;
+    double dt = (ct_seconds() - t0) / steps;
     printf("loss=%.4f\n", st.loss);
     printf("ms_per_step=%.1f\n", 1e3 * dt);
     printf("tokens_per_s=%.0f\n", (double)batch * ctx / dt);

@@ -8,6 +8,7 @@
  *   train_steps_s    crosscoder steps per second (H=2048, batch 1024)
  * Usage: bench_steps [TRAIN_SEQUENCES (default 512)] */
 #include "common/error.h"
+#include "common/progress.h"
 #include "models/checkpoint/safetensors.h"
 #include "models/corpus/corpus.h"
 #include "models/tokenizer/train.h"
@@ -22,18 +23,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #define D 256
 #define LAYERS 4
 #define FF 1024
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static int die(const char *what)
 {
@@ -131,10 +124,10 @@ static int probe_run(ct_step_ctx *ctx)
         return rc;
     uint64_t n = ct_steps_actsource_rows(&src);
     float *rows = malloc((size_t)1024 * 2 * D * sizeof(float));
-    double t0 = now();
+    double t0 = ct_seconds();
     for (uint64_t done = 0; done + 1024 <= n && !rc; done += 1024)
         rc = src.next(src.ctx, rows, 1024);
-    g_source_rows_s = (double)(n / 1024 * 1024) / (now() - t0);
+    g_source_rows_s = (double)(n / 1024 * 1024) / (ct_seconds() - t0);
     free(rows);
     ct_cc_source_close(&src);
     return rc;

@@ -5,20 +5,13 @@
  *
  *   build/bench/bench_tokenizer_throughput [--tokenizer PATH] [--corpus PATH] [--passes N] */
 #include "common/error.h"
+#include "common/progress.h"
 #include "common/io.h"
 #include "models/tokenizer/tokenizer.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 int main(int argc, char **argv)
 {
@@ -37,13 +30,13 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    double t0 = now();
+    double t0 = ct_seconds();
     ct_tokenizer *tok;
     if (ct_tok_load(tok_path, &tok)) {
         fprintf(stderr, "%s\n", ct_error_message());
         return 1;
     }
-    double t_load = now() - t0;
+    double t_load = ct_seconds() - t0;
     char *text;
     size_t len;
     if (ct_read_file(corpus, &text, &len)) {
@@ -55,7 +48,7 @@ int main(int argc, char **argv)
     for (int pass = 0; pass < passes; pass++) {
         size_t tokens = 0, lines = 0;
         uint64_t digest = 0xCBF29CE484222325ULL; /* FNV-1a over ids: same binary, same ids */
-        double start = now();
+        double start = ct_seconds();
         for (size_t off = 0; off < len;) {
             const char *nl = memchr(text + off, '\n', len - off);
             size_t end = nl ? (size_t)(nl - text) + 1 : len; /* the newline stays with its line */
@@ -72,7 +65,7 @@ int main(int argc, char **argv)
             free(ids);
             off = end;
         }
-        double secs = now() - start;
+        double secs = ct_seconds() - start;
         double mbps = (double)len / 1e6 / secs;
         if (mbps > best)
             best = mbps;

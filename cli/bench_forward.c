@@ -3,6 +3,7 @@
  * machine's measured SGEMM peak for comparison. Prints key=value lines, the last one
  * tokens_per_s=N. */
 #include "common/error.h"
+#include "common/progress.h"
 #include "kernels/kernels.h"
 #include "models/forward/model.h"
 
@@ -12,13 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* CPU time of the whole process (all threads): on a shared machine it shows how much
  * of the wall time this process actually ran. */
@@ -61,10 +55,10 @@ static double sgemm_peak(void)
         a[i] = b[i] = (float)(i % 7) * 0.1f;
     double best = 1e30;
     for (int r = 0; r < 9; r++) {
-        double t0 = now();
+        double t0 = ct_seconds();
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c,
                     n);
-        double t = now() - t0;
+        double t = ct_seconds() - t0;
         if (r > 0 && t < best)
             best = t;
     }
@@ -190,9 +184,9 @@ int ct_cmd_bench_forward(int argc, char **argv)
     double best = 1e30, total = 0, cpu_best = 1e30;
     int rc = 0;
     for (int it = 0; it <= iters && !rc; it++) {
-        double t0 = now(), c0 = cpu_now();
+        double t0 = ct_seconds(), c0 = cpu_now();
         rc = ct_model_forward(m, &a);
-        double t = now() - t0, c = cpu_now() - c0;
+        double t = ct_seconds() - t0, c = cpu_now() - c0;
         if (it > 0) { /* the first run allocates and warms up */
             total += t;
             best = t < best ? t : best;

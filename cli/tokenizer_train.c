@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli/commands.h"
 #include "common/error.h"
@@ -44,13 +43,6 @@ static int fail(void)
 {
     fprintf(stderr, "crosstime tokenizer train: %s\n", ct_error_message());
     return 1;
-}
-
-static double seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 static int feed_corpus(ct_tok_trainer *tr, ct_corpus *c)
@@ -148,7 +140,7 @@ int ct_cmd_tokenizer_train(int argc, char **argv)
     }
     o.progress = 1;
 
-    double t0 = seconds();
+    double t0 = ct_seconds();
     ct_tok_trainer *tr = NULL;
     ct_corpus *c = NULL;
     int rc = ct_tok_trainer_new(&o, &tr);
@@ -156,10 +148,10 @@ int ct_cmd_tokenizer_train(int argc, char **argv)
         rc = ct_corpus_open(files, nfiles, fmt, field, &c);
     if (!rc)
         rc = feed_corpus(tr, c);
-    double t1 = seconds();
+    double t1 = ct_seconds();
     if (!rc)
         rc = ct_tok_trainer_train(tr);
-    double t2 = seconds();
+    double t2 = ct_seconds();
     if (!rc)
         rc = ct_tok_trainer_save(tr, out);
     if (!rc) {

@@ -21,7 +21,7 @@ static ct_progress *g_active; /* list of running progress items; the head is dra
 static int g_live = -1;       /* -1: decide from isatty */
 static int g_line_shown;
 
-static double now(void)
+double ct_seconds(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -108,7 +108,7 @@ ct_progress *ct_progress_start(const char *label, double total, const char *unit
     snprintf(p->label, sizeof p->label, "%s", label);
     snprintf(p->unit, sizeof p->unit, "%s", unit ? unit : "");
     p->total = total;
-    p->t0 = now();
+    p->t0 = ct_seconds();
     p->last_draw = p->t0;
     pthread_mutex_lock(&g_lock);
     p->next = g_active;
@@ -123,7 +123,7 @@ void ct_progress_update(ct_progress *p, double done)
         return;
     pthread_mutex_lock(&g_lock);
     p->done = done;
-    draw_locked(p, now(), 0);
+    draw_locked(p, ct_seconds(), 0);
     pthread_mutex_unlock(&g_lock);
 }
 
@@ -146,7 +146,7 @@ void ct_progress_finish(ct_progress *p)
             *q = p->next;
             break;
         }
-    double t = now();
+    double t = ct_seconds();
     if (p->total > 0)
         p->done = p->done > p->total ? p->done : p->total;
     clear_line_locked();

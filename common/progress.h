@@ -18,6 +18,9 @@ void ct_progress_note(ct_progress *p, const char *note);
 /* Prints the final line and frees `p`. */
 void ct_progress_finish(ct_progress *p);
 
+/* Seconds on the monotonic clock, for measuring durations (rates, ETAs, benchmarks). */
+double ct_seconds(void);
+
 /* Prints a log line without garbling a live progress line. */
 void ct_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

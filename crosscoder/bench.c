@@ -1,6 +1,7 @@
 /* Synthetic training benchmark: the same trainer and kernels as real runs, fed from an
  * in-memory source of N(0,1) rows. */
 #include "crosscoder/bench.h"
+#include "common/progress.h"
 
 #include "common/error.h"
 #include "crosscoder/crosscoder.h"
@@ -15,14 +16,6 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int cmp_float(const void *a, const void *b)
 {
@@ -41,9 +34,9 @@ typedef struct {
 static int timed_next(void *ctx, float *rows, size_t n)
 {
     timed_source *ts = ctx;
-    double t0 = now_s();
+    double t0 = ct_seconds();
     int rc = ts->inner->next(ts->inner->ctx, rows, n);
-    atomic_fetch_add(&ts->nanos, (unsigned long long)((now_s() - t0) * 1e9));
+    atomic_fetch_add(&ts->nanos, (unsigned long long)((ct_seconds() - t0) * 1e9));
     return rc;
 }
 
@@ -132,10 +125,10 @@ int ct_cc_bench_run(const ct_cc_bench_opts *o, FILE *out, ct_cc_bench_result *re
     if (o->device != CT_DEVICE_CPU && (rc = ct_cc_trainer_set_device(t, (ct_device)o->device)))
         goto out;
     ct_cc_losses l;
-    double t0 = now_s();
+    double t0 = ct_seconds();
     if ((rc = ct_cc_trainer_step(t, &l)))
         goto out;
-    double t1 = now_s();
+    double t1 = ct_seconds();
     atomic_store(&ts.nanos, 0);
     double first_loss = l.loss, dens = 0.0, sparse = 0.0;
     for (long s = 0; s < o->steps; s++) {
@@ -144,7 +137,7 @@ int ct_cc_bench_run(const ct_cc_bench_opts *o, FILE *out, ct_cc_bench_result *re
         dens += l.density;
         sparse += l.sparse;
     }
-    double t2 = now_s();
+    double t2 = ct_seconds();
     double per = (t2 - t1) / (double)o->steps;
     double gemm = 2.0 * c.batch * (double)D * c.H; /* one [B,D]x[D,H] product */
     double rps = (double)c.batch / per;

@@ -39,13 +39,6 @@ void ct_run_install_signal_handlers(void)
     sigaction(SIGTERM, &sa, NULL);
 }
 
-static double mono_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static double thread_cpu_now(void)
 {
     struct timespec ts;
@@ -297,7 +290,7 @@ static int compute(scheduler *s, const ct_plan_step *step, int *picked_up)
                        .input_records = json_object()};
     char started[32];
     iso_now(started, sizeof started);
-    double w0 = mono_now(), c0 = thread_cpu_now();
+    double w0 = ct_seconds(), c0 = thread_cpu_now();
     ct_error_clear();
     rc = step->kind->run(&ctx);
     if (!rc && !ctx.writer)
@@ -307,7 +300,7 @@ static int compute(scheduler *s, const ct_plan_step *step, int *picked_up)
                                    step->material, "label", step->label, "recipe",
                                    ct_recipe_name(ct_plan_recipe(s->plan)), "summary",
                                    ctx.summary ? ctx.summary : json_null(), "time", "started", started,
-                                   "wall_s", mono_now() - w0, "cpu_s", thread_cpu_now() - c0,
+                                   "wall_s", ct_seconds() - w0, "cpu_s", thread_cpu_now() - c0,
                                    "provenance", s->provenance);
         rc = ct_blob_commit(ctx.writer, step->key, record);
         ctx.writer = NULL;
@@ -379,7 +372,7 @@ static void *worker(void *arg)
 
         const ct_plan_step *step = ct_plan_get(s->plan, i);
         int picked_up;
-        double t = mono_now();
+        double t = ct_seconds();
         int rc = compute(s, step, &picked_up);
 
         pthread_mutex_lock(&s->lock);
@@ -395,7 +388,7 @@ static void *worker(void *arg)
                 ct_key_hex(step->key, hex);
                 ct_log("[%zu/%zu] %s %s (%s) %.12s in %.2fs", s->finished + 1, s->to_run,
                        picked_up ? "picked up" : "computed", step->label, step->kind->name, hex,
-                       mono_now() - t);
+                       ct_seconds() - t);
             }
         } else if (rc != CT_EINTR || !g_stop) {
             /* CT_EINTR counts as a stop only when the user asked for one */
@@ -437,7 +430,7 @@ int ct_run(ct_plan *plan, ct_cache *cache, const ct_run_options *opts_in, ct_run
     if (!stats)
         stats = &local;
     memset(stats, 0, sizeof *stats);
-    scheduler s = {.plan = plan, .cache = cache, .opts = &opts, .stats = stats, .t0 = mono_now()};
+    scheduler s = {.plan = plan, .cache = cache, .opts = &opts, .stats = stats, .t0 = ct_seconds()};
     s.n = ct_plan_size(plan);
     s.state = calloc(s.n + 1, sizeof *s.state);
     s.waiting_on = calloc(s.n + 1, sizeof *s.waiting_on);
@@ -520,7 +513,7 @@ int ct_run(ct_plan *plan, ct_cache *cache, const ct_run_options *opts_in, ct_run
         rc = ct_error_set(CT_ESTEP, "%zu step(s) failed, %zu skipped downstream of them", stats->failed,
                           stats->skipped);
 out:
-    stats->wall_s = mono_now() - s.t0;
+    stats->wall_s = ct_seconds() - s.t0;
     json_decref(s.provenance);
     for (size_t i = 0; i < s.n && s.consumers; i++)
         free(s.consumers[i]);

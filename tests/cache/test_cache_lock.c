@@ -1,11 +1,11 @@
 /* Per-key locks: held across processes and threads, released when a holder dies. */
 #include "tests/cache/cache_testutil.h"
+#include "common/progress.h"
 
 #include <dirent.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/wait.h>
-#include <time.h>
 
 /* A child that takes the key's lock, says so, and sleeps until killed. */
 static pid_t spawn_holder(const char *dir, const uint8_t key[CT_KEY_LEN])
@@ -56,13 +56,6 @@ static void *killer(void *p)
 
 static void count_wait(void *user) { ++*(int *)user; }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 START_TEST(killed_holder_releases_its_lock)
 {
     char dir[PATH_MAX];
@@ -96,9 +89,9 @@ START_TEST(killed_holder_releases_its_lock)
     pthread_t th;
     pthread_create(&th, NULL, killer, &ka);
     int waits = 0;
-    double t0 = now_s();
+    double t0 = ct_seconds();
     ck_assert_int_eq(ct_cache_lock_key(c, key, count_wait, &waits, &l), 0);
-    double waited = now_s() - t0;
+    double waited = ct_seconds() - t0;
     pthread_join(th, NULL);
     reap_killed(pid);
     ck_assert_int_eq(waits, 1);
