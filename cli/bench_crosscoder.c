@@ -17,7 +17,7 @@ static const char *usage =
     "         [--path auto|dense|sparse] [--seed S]\n"
     "Trains on N(0,1) rows from the paper's init with b_enc set so a fraction P of\n"
     "latents is active, and prints key=value lines ending with rows_per_s=N.\n"
-    "--device cuda trains on the GPU (dense kernels, either model; needs a CUDA build).\n";
+    "--device cuda trains on the GPU (either model and path; needs a CUDA build).\n";
 
 static int parse_long(const char *s, long lo, long hi, long *out)
 {

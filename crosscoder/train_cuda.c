@@ -1,5 +1,5 @@
-/* The trainer's CUDA side (see train_cuda.h): device buffers, one dense loss evaluation
- * per step through kernels/cuda/crosscoder_train.cu (L1, or BatchTopK with AuxK: the
+/* The trainer's CUDA side (see train_cuda.h): device buffers, one loss evaluation per
+ * step through kernels/cuda/crosscoder_train.cu (L1, or BatchTopK with AuxK: the
  * host decides the dead latents between the forward and the backward, as the CPU path
  * does), clipping and Adam on the device. A build without CUDA compiles the entry points
  * as refusals. */
@@ -131,11 +131,15 @@ int ct_cc_cuda_forward_backward(ct_cc_cuda *d, const float *X, int B, const ct_c
     sel.threshold = opt->threshold;
     sel.K = (size_t)(opt->k > 0 ? opt->k : 0) * (size_t)B;
     sel.keep_relu = want_aux;
+    sel.sparse_below = opt->path == CT_CC_PATH_DENSE    ? 0.0f
+                       : opt->path == CT_CC_PATH_SPARSE ? 2.0f
+                                                        : CT_CC_CUDA_SPARSE_DENSITY;
+    ct_cck_cuda_forward_info info = {0};
     size_t nnz = 0;
     float aux_scale = 0.0f;
     int rc = ct_cck_cuda_copy(d->X, X, (size_t)B * d->D * sizeof(float), 1);
     if (!rc)
-        rc = ct_cck_cuda_cc_forward(d->cc, d->params, d->X, B, &sel, &out->min_kept);
+        rc = ct_cck_cuda_cc_forward(d->cc, d->params, d->X, B, &sel, &info);
     if (!rc && topk) {
         /* AuxK needs the batch's firing pattern before the backward. */
         rc = ct_cck_cuda_cc_results(d->cc, B, d->rowacc, d->fsum, d->nsum, &nnz);
@@ -160,6 +164,8 @@ int ct_cc_cuda_forward_backward(ct_cc_cuda *d, const float *X, int B, const ct_c
     }
     if (rc)
         return rc;
+    out->min_kept = info.min_kept;
+    out->sparse = info.sparse;
     out->l0 = (double)nnz / B;
     out->density = (double)nnz / ((double)B * d->H);
     return 0;

@@ -2,7 +2,8 @@
  * moments, batch, activations and gradients live on the GPU; the host keeps copies of
  * the parameters and moments that are refreshed on demand (saving, evaluating, reading
  * the model), and the per-step figures come back as small per-row and per-latent sums.
- * Both models run on CUDA, with the dense kernels. */
+ * Both models run on CUDA, with the dense or the active-entry kernels (the path option;
+ * AUTO picks by the batch's density). */
 #ifndef CT_CROSSCODER_TRAIN_CUDA_H
 #define CT_CROSSCODER_TRAIN_CUDA_H
 
@@ -12,6 +13,15 @@
 #include <stddef.h>
 
 typedef struct ct_cc_cuda ct_cc_cuda;
+
+/* AUTO on CUDA runs the active-entry kernels when fewer than this fraction of the
+ * batch's [B,H] activations are nonzero. `crosstime bench crosscoder --device cuda
+ * --path dense|sparse` on an H200: at d=512, H=4096 the sparse step was faster at
+ * P=0.026 and even at P=0.061, slower from P=0.11; at the 3-checkpoint Pythia-1B shape
+ * it took half the dense step's time at P=0.022, its cost growing with P while the dense
+ * step's does not, so even there the two meet near P=0.05. (The CPU's crossover is
+ * ct_cc_config.sparse_density.) */
+#define CT_CC_CUDA_SPARSE_DENSITY 0.05f
 
 /* CT_EUNSUPPORTED for a build or machine without CUDA. */
 int ct_cc_cuda_open(const ct_cc_config *cfg, ct_cc_cuda **out);

@@ -159,11 +159,12 @@ int ct_cck_cuda_adam(float *p, const float *g, float *m, float *v, size_t n, flo
 int ct_cck_cuda_sumsq(const float *x, size_t n, double *out);
 int ct_cck_cuda_relu_count(float *F, int B, int H, size_t *row_ptr);
 
-/* Dense forward and backward of the crosscoder losses on the device
- * (kernels/cuda/crosscoder_train.cu, selections in crosscoder_topk.cu): the same
- * operations as the CPU's dense path with cuBLAS SGEMM in plain fp32 and fixed-order
- * reductions, repeatable bit for bit on one GPU and within fp32 rounding of the CPU.
- * The scratch for batches of up to max_batch rows is owned by the opaque handle.
+/* Forward and backward of the crosscoder losses on the device
+ * (kernels/cuda/crosscoder_train.cu; selections in crosscoder_topk.cu, active-latent
+ * kernels in crosscoder_sparse.cu): the same operations as the CPU's path with cuBLAS
+ * SGEMM in plain fp32 for the dense products and fixed-order reductions, repeatable bit
+ * for bit on one GPU and within fp32 rounding of the CPU. The scratch for batches of up
+ * to max_batch rows is owned by the opaque handle.
  *
  * params (device, [D*H + H + H*D + D] in the W_enc, b_enc, W_dec, b_dec order) and X
  * (device, [B,D]) are the caller's. One evaluation is forward, then for BatchTopK with
@@ -173,21 +174,32 @@ typedef struct ct_cck_cuda_cc ct_cck_cuda_cc;
 int ct_cck_cuda_cc_create(int M, int d, int H, int max_batch, ct_cck_cuda_cc **out);
 void ct_cck_cuda_cc_free(ct_cck_cuda_cc *w); /* NULL ok */
 
-/* How the forward pass picks the active latents after the ReLU. */
+/* How the forward pass picks the active latents after the ReLU, and when the step
+ * works on the active entries only. */
 typedef struct ct_cck_cuda_select {
     int topk;            /* 0: every positive latent (L1); 1: BatchTopK */
     int use_threshold;   /* BatchTopK: keep scores above threshold instead of the top K */
     float threshold;
     size_t K;            /* BatchTopK: scores kept over the batch (k·B) */
     int keep_relu;       /* keep relu(pre) before the selection, for aux */
+    float sparse_below;  /* the decoder forward and the backward's products loop over the
+                          * active entries when their fraction of the batch's [B,H] is
+                          * below this: 0 never (dense SGEMMs), above 1 always */
 } ct_cck_cuda_select;
-#define CT_CCK_CUDA_SELECT_INIT { .topk = 0, .use_threshold = 0, .threshold = 0.0f, .K = 0, .keep_relu = 0 }
+#define CT_CCK_CUDA_SELECT_INIT                                                             \
+    { .topk = 0, .use_threshold = 0, .threshold = 0.0f, .K = 0, .keep_relu = 0, .sparse_below = 0.0f }
+
+/* What a forward pass found. */
+typedef struct ct_cck_cuda_forward_info {
+    float min_kept; /* top-K: the smallest kept score; 0 otherwise */
+    int sparse;     /* the active-entry kernels ran (and the backward will use them) */
+} ct_cck_cuda_forward_info;
 
 /* pre = X W_enc + b_enc, f = the selection of relu(pre), x̂ = f W_dec + b_dec, and the
- * per-row loss terms. *min_kept (may be NULL) receives the smallest kept score of a
- * top-K selection, 0 otherwise. */
+ * per-row loss terms. sel NULL: L1, dense. info may be NULL. Deciding on the sparse
+ * kernels waits for the active count (sel->sparse_below > 0 only). */
 int ct_cck_cuda_cc_forward(ct_cck_cuda_cc *w, const float *params, const float *X, int B,
-                           const ct_cck_cuda_select *sel, float *min_kept);
+                           const ct_cck_cuda_select *sel, ct_cck_cuda_forward_info *info);
 /* Host copies of the last forward's sums: rowacc[B*(2M+1)] (per row and checkpoint the
  * squared error and the variance around the batch mean, then the row's total error),
  * fsum[H] (Σ_b f_bj), nsum[H] (Σ_m ‖W_dec[j,m]‖) and *nnz (active entries). Waits for

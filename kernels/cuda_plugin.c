@@ -149,8 +149,8 @@ FORWARD_INT(ct_cck_cuda_cc_create, (int M, int d, int H, int max_batch, ct_cck_c
 FORWARD_VOID(ct_cck_cuda_cc_free, (ct_cck_cuda_cc *w), (w))
 FORWARD_INT(ct_cck_cuda_cc_forward,
             (ct_cck_cuda_cc *w, const float *params, const float *X, int B, const ct_cck_cuda_select *sel,
-             float *min_kept),
-            (w, params, X, B, sel, min_kept), CT_EUNSUPPORTED)
+             ct_cck_cuda_forward_info *info),
+            (w, params, X, B, sel, info), CT_EUNSUPPORTED)
 FORWARD_INT(ct_cck_cuda_cc_results,
             (ct_cck_cuda_cc *w, int B, double *rowacc, float *fsum, float *nsum, size_t *nnz),
             (w, B, rowacc, fsum, nsum, nnz), CT_EUNSUPPORTED)

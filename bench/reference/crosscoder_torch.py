@@ -85,7 +85,8 @@ def main():
     if a.threads > 0:
         torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
-    cc = CrossCoder(a.m, a.d, a.h).to(dev)
+    # The paper initialises decoder rows to norm 0.08 for L1 and 1.0 for BatchTopK.
+    cc = CrossCoder(a.m, a.d, a.h, 1.0 if a.type == "batchtopk" else 0.08).to(dev)
     rows = torch.randn(2 * a.batch, a.m, a.d).to(dev)
     with torch.no_grad():
         pre = torch.einsum("bnd,ndh->bh", rows[: a.batch], cc.W_enc)

@@ -1,7 +1,9 @@
-/* Dense forward and backward of the crosscoder losses on the GPU: cuBLAS SGEMM for the
- * five [B,D,H] products (four more for AuxK) and own kernels for the rest, mirroring
- * crosscoder/loss.c's dense path operation for operation (see the formulas there); the
- * BatchTopK selections are in crosscoder_topk.cu.
+/* Forward and backward of the crosscoder losses on the GPU: cuBLAS SGEMM for the five
+ * [B,D,H] products (four more for AuxK) and own kernels for the rest, mirroring
+ * crosscoder/loss.c operation for operation (see the formulas there). When few latents
+ * are active, four of the five products run over the active entries only
+ * (crosscoder_sparse.cu), as the CPU's sparse path does; the encoder forward stays an
+ * SGEMM. The BatchTopK selections are in crosscoder_topk.cu.
  *
  * Determinism: every reduction has a fixed order (column sums over fixed chunks of rows
  * added in chunk order, or a fixed shared-memory tree per row), there are no float atomics, and
@@ -14,6 +16,7 @@ extern "C" {
 #include "kernels/cuda/crosscoder_cuda.cuh"
 #include "kernels/cuda/cuda_common.cuh"
 
+#include <limits.h>
 #include <stdlib.h>
 
 #define L1_THREADS 256
@@ -29,11 +32,13 @@ struct ct_cck_cuda_cc {
     double *hauxacc;          /* host [2B] */
     int aux_ready;            /* A, E, Xa hold the last aux call's values */
     ct_cck_topk_scratch topk;
+    ct_cck_sparse sp;         /* active-entry lists of F */
+    int sparse;               /* the last forward chose the active-entry kernels */
     float *Xh, *G;            /* [B,D] */
     float *mu;                /* [D] */
     float *nrm, *nsum, *fsum, *addv; /* [H*M], [H], [H], [H] */
     double *rowacc;           /* [B*(2M+1)] */
-    float *part;              /* [ceil(B/COLSUM_ROWS) * max(D,H)] column-sum chunks */
+    float *part;              /* [row chunks of max_batch × max(D,H)] column-sum chunks */
     unsigned long long *cnt;  /* [B] */
     unsigned long long *hcnt; /* host [B] */
 };
@@ -74,17 +79,15 @@ __global__ static void fill_rows_kernel(float *out, const float *v, int B, int N
 }
 
 /* Column sums of a [B,N] matrix in two fixed stages, so that the order depends on B
- * only: part[c,j] sums rows [c·COLSUM_ROWS, (c+1)·COLSUM_ROWS) in order, then the chunk
- * sums are added in chunk order. One pass of a thread per column over all B rows would
- * leave most of the GPU idle at N of a few thousand. */
-#define COLSUM_ROWS 64
-
+ * only: part[c,j] sums the rows of chunk c in order (ct_cck_row_chunk), then the chunk
+ * sums are added in chunk order. */
 __global__ static void colsum_part_kernel(const float *A, int B, int N, float *part)
 {
     int j = blockIdx.x * blockDim.x + threadIdx.x;
     if (j >= N)
         return;
-    int b0 = blockIdx.y * COLSUM_ROWS, b1 = b0 + COLSUM_ROWS < B ? b0 + COLSUM_ROWS : B;
+    int b0, b1;
+    ct_cck_row_chunk(B, &b0, &b1);
     float s = 0.0f;
     for (int b = b0; b < b1; b++)
         s = __fadd_rn(s, A[(size_t)b * N + j]);
@@ -107,10 +110,10 @@ __global__ static void colsum_finish_kernel(const float *part, int chunks, int N
 
 static int colsum_to(ct_cck_cuda_cc *w, const float *A, int B, int N, float div, int accumulate, float *out)
 {
-    int chunks = (B + COLSUM_ROWS - 1) / COLSUM_ROWS;
-    colsum_part_kernel<<<dim3(blocks_for((size_t)N), (unsigned)chunks), L1_THREADS>>>(A, B, N, w->part);
+    unsigned chunks = ct_cck_row_chunks(B);
+    colsum_part_kernel<<<dim3(blocks_for((size_t)N), chunks), L1_THREADS>>>(A, B, N, w->part);
     CT_CUDA_TRY(cudaGetLastError());
-    colsum_finish_kernel<<<blocks_for((size_t)N), L1_THREADS>>>(w->part, chunks, N, div, accumulate, out);
+    colsum_finish_kernel<<<blocks_for((size_t)N), L1_THREADS>>>(w->part, (int)chunks, N, div, accumulate, out);
     CT_CUDA_TRY(cudaGetLastError());
     return 0;
 }
@@ -251,6 +254,7 @@ extern "C" void ct_cck_cuda_cc_free(ct_cck_cuda_cc *w)
     cudaFree(w->cnt);
     cudaFree(w->part);
     ct_cck_topk_scratch_free(&w->topk);
+    ct_cck_sparse_free(&w->sp);
     free(w->hcnt);
     free(w->hauxacc);
     if (w->blas)
@@ -289,9 +293,10 @@ extern "C" int ct_cck_cuda_cc_create(int M, int d, int H, int max_batch, ct_cck_
     if (e == cudaSuccess) e = cudaMalloc((void **)&w->addv, (size_t)H * sizeof(float));
     if (e == cudaSuccess) e = cudaMalloc((void **)&w->rowacc, (size_t)max_batch * (2 * M + 1) * sizeof(double));
     if (e == cudaSuccess) e = cudaMalloc((void **)&w->cnt, (size_t)max_batch * sizeof(unsigned long long));
-    size_t chunks = ((size_t)max_batch + COLSUM_ROWS - 1) / COLSUM_ROWS;
+    size_t chunks = ct_cck_row_chunks(max_batch);
     if (e == cudaSuccess) e = cudaMalloc((void **)&w->part, chunks * (size_t)(w->D > H ? w->D : H) * sizeof(float));
     if (e == cudaSuccess) e = ct_cck_topk_scratch_alloc(&w->topk, max_batch, H);
+    if (e == cudaSuccess) e = ct_cck_sparse_alloc(&w->sp, max_batch, H);
     if (e != cudaSuccess) {
         cudaGetLastError();
         ct_cck_cuda_cc_free(w);
@@ -356,7 +361,7 @@ static int aux_buffers(ct_cck_cuda_cc *w)
 /* Row-major products through column-major cuBLAS: a row-major [r,c] matrix is the
  * column-major [c,r] one, so C = A·B row-major is Cᵀ = Bᵀ·Aᵀ column-major. */
 extern "C" int ct_cck_cuda_cc_forward(ct_cck_cuda_cc *w, const float *params, const float *X, int B,
-                                      const ct_cck_cuda_select *sel, float *min_kept)
+                                      const ct_cck_cuda_select *sel, ct_cck_cuda_forward_info *info)
 {
     int rc = check_batch(w, B);
     if (rc)
@@ -365,9 +370,9 @@ extern "C" int ct_cck_cuda_cc_forward(ct_cck_cuda_cc *w, const float *params, co
     size_t BH = (size_t)B * H, BD = (size_t)B * D, DH = (size_t)D * H;
     const float *W_enc = params, *b_enc = params + DH, *W_dec = b_enc + H, *b_dec = W_dec + DH;
     const float one = 1.0f;
-    if (min_kept)
-        *min_kept = 0.0f;
+    float min_kept = 0.0f;
     w->aux_ready = 0;
+    w->sparse = 0;
 
     dec_norms_kernel<<<(unsigned)H, L1_THREADS>>>(W_dec, M, d, w->nrm, w->nsum);
     CT_CUDA_TRY(cudaGetLastError());
@@ -386,19 +391,35 @@ extern "C" int ct_cck_cuda_cc_forward(ct_cck_cuda_cc *w, const float *params, co
             rc = ct_cck_cuda_topk_run(&w->topk, w->F, w->nsum, B, H, sel->K, &mk);
         if (rc)
             return rc;
-        if (min_kept)
-            *min_kept = mk;
+        min_kept = mk;
         /* Counts only: the selection left F ≥ 0. */
         CT_CUDA_TRY(ct_cck_cuda_launch_relu_count(w->F, B, H, w->cnt));
+    }
+    if (sel && sel->sparse_below > 0.0f && BH <= (size_t)INT_MAX) {
+        size_t nnz;
+        if ((rc = ct_cck_sparse_count(&w->sp, w->cnt, B, H, &nnz)))
+            return rc;
+        w->sparse = (double)nnz < (double)sel->sparse_below * (double)BH;
+        if (w->sparse && (rc = ct_cck_sparse_rows(&w->sp, w->F, H)))
+            return rc;
     }
     if ((rc = colsum(w, X, B, D, (float)B, w->mu)) || (rc = colsum(w, w->F, B, H, 1.0f, w->fsum)))
         return rc;
     /* x̂[B,D] = f[B,H] W_dec[H,D] + b_dec */
-    fill_rows_kernel<<<blocks_for(BD), L1_THREADS>>>(w->Xh, b_dec, B, D);
-    CT_CUDA_TRY(cudaGetLastError());
-    CT_CUBLAS_TRY(cublasSgemm(w->blas, CUBLAS_OP_N, CUBLAS_OP_N, D, B, H, &one, W_dec, D, w->F, H, &one, w->Xh, D));
+    if (w->sparse) {
+        if ((rc = ct_cck_sparse_decode(&w->sp, w->F, H, W_dec, D, b_dec, w->Xh)))
+            return rc;
+    } else {
+        fill_rows_kernel<<<blocks_for(BD), L1_THREADS>>>(w->Xh, b_dec, B, D);
+        CT_CUDA_TRY(cudaGetLastError());
+        CT_CUBLAS_TRY(cublasSgemm(w->blas, CUBLAS_OP_N, CUBLAS_OP_N, D, B, H, &one, W_dec, D, w->F, H, &one, w->Xh, D));
+    }
     row_terms_kernel<<<(unsigned)B, L1_THREADS>>>(X, w->Xh, w->mu, w->G, M, d, 2.0f / (float)B, w->rowacc);
     CT_CUDA_TRY(cudaGetLastError());
+    if (info) {
+        info->min_kept = min_kept;
+        info->sparse = w->sparse;
+    }
     return 0;
 }
 
@@ -471,13 +492,27 @@ extern "C" int ct_cck_cuda_cc_backward(ct_cck_cuda_cc *w, const float *params, c
 
     l1_add_kernel<<<blocks_for((size_t)H), L1_THREADS>>>(w->nsum, lambda, (float)B, H, w->addv);
     CT_CUDA_TRY(cudaGetLastError());
-    /* ∂f[B,H] = G[B,D] W_dec[H,D]ᵀ */
-    CT_CUBLAS_TRY(cublasSgemm(w->blas, CUBLAS_OP_T, CUBLAS_OP_N, H, B, D, &one, W_dec, D, w->G, D, &zero, w->dF, H));
-    mask_kernel<<<blocks_for(BH), L1_THREADS>>>(w->dF, w->F, lambda != 0.0f ? w->addv : NULL, B, H);
-    CT_CUDA_TRY(cudaGetLastError());
-    /* gW_dec[H,D] = fᵀ G;  gW_enc[D,H] = Xᵀ ∂pre */
-    CT_CUBLAS_TRY(cublasSgemm(w->blas, CUBLAS_OP_N, CUBLAS_OP_T, D, H, B, &one, w->G, D, w->F, H, &zero, gW_dec, D));
-    CT_CUBLAS_TRY(cublasSgemm(w->blas, CUBLAS_OP_N, CUBLAS_OP_T, H, D, B, &one, w->dF, H, X, D, &zero, gW_enc, H));
+    const float *addv = lambda != 0.0f ? w->addv : NULL;
+    if (w->sparse) {
+        if (w->sp.B != B)
+            return ct_error_set(CT_EINVAL, "cuda crosscoder: backward of %d rows after a forward of %d", B, w->sp.B);
+        /* ∂pre at the active entries; then gW_enc as its transpose [H,D] = ∂preᵀ X, built
+         * in gW_dec's memory before gW_dec[H,D] = fᵀ G takes it. */
+        if ((rc = ct_cck_sparse_active_dot(&w->sp, w->G, W_dec, D, addv, H, w->dF)) ||
+            (!w->sp.have_cols && (rc = ct_cck_sparse_cols(&w->sp, w->F, H))) ||
+            (rc = ct_cck_sparse_latent_product(&w->sp, w->dF, H, X, D, gW_dec)) ||
+            (rc = ct_cck_cuda_transpose(gW_dec, H, D, gW_enc)) ||
+            (rc = ct_cck_sparse_latent_product(&w->sp, w->F, H, w->G, D, gW_dec)))
+            return rc;
+    } else {
+        /* ∂f[B,H] = G[B,D] W_dec[H,D]ᵀ */
+        CT_CUBLAS_TRY(cublasSgemm(w->blas, CUBLAS_OP_T, CUBLAS_OP_N, H, B, D, &one, W_dec, D, w->G, D, &zero, w->dF, H));
+        mask_kernel<<<blocks_for(BH), L1_THREADS>>>(w->dF, w->F, addv, B, H);
+        CT_CUDA_TRY(cudaGetLastError());
+        /* gW_dec[H,D] = fᵀ G;  gW_enc[D,H] = Xᵀ ∂pre */
+        CT_CUBLAS_TRY(cublasSgemm(w->blas, CUBLAS_OP_N, CUBLAS_OP_T, D, H, B, &one, w->G, D, w->F, H, &zero, gW_dec, D));
+        CT_CUBLAS_TRY(cublasSgemm(w->blas, CUBLAS_OP_N, CUBLAS_OP_T, H, D, B, &one, w->dF, H, X, D, &zero, gW_enc, H));
+    }
     if ((rc = colsum(w, w->dF, B, H, 1.0f, gb_enc)) || (rc = colsum(w, w->G, B, D, 1.0f, gb_dec)))
         return rc;
     if (lambda != 0.0f) {

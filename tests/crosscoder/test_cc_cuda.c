@@ -132,9 +132,10 @@ static ct_crosscoder *small_model(int M, int d, int H, int B, float **rows)
     return cc;
 }
 
-/* The dense L1 loss and gradient on the GPU against ct_cc_forward_backward on the CPU
- * (dense path), at shapes that are not multiples of the block sizes. */
-static void check_fwbw(int M, int d, int H, int B, float lambda)
+/* The L1 loss and gradient on the GPU, with the dense or the active-entry kernels,
+ * against ct_cc_forward_backward on the CPU (dense path), at shapes that are not
+ * multiples of the block sizes. */
+static void check_fwbw(int M, int d, int H, int B, float lambda, int sparse)
 {
     float *X;
     ct_crosscoder *cc = small_model(M, d, H, B, &X);
@@ -160,7 +161,11 @@ static void check_fwbw(int M, int d, int H, int B, float lambda)
     double *rowacc = malloc(sizeof(double) * (size_t)B * (2 * M + 1));
     float *fsum = malloc(4 * (size_t)H), *nsum = malloc(4 * (size_t)H);
     size_t nnz = 0;
-    ck_assert_int_eq(ct_cck_cuda_cc_forward(w, dp, dx, B, NULL, NULL), 0);
+    ct_cck_cuda_select sel = CT_CCK_CUDA_SELECT_INIT;
+    sel.sparse_below = sparse ? 2.0f : 0.0f;
+    ct_cck_cuda_forward_info info;
+    ck_assert_int_eq(ct_cck_cuda_cc_forward(w, dp, dx, B, &sel, &info), 0);
+    ck_assert_int_eq(info.sparse, sparse);
     ck_assert_int_eq(ct_cck_cuda_cc_backward(w, dp, dx, B, lambda, 0.0f, dg), 0);
     ck_assert_int_eq(ct_cck_cuda_cc_results(w, B, rowacc, fsum, nsum, &nnz), 0);
     ck_assert_int_eq(ct_cck_cuda_copy(g_gpu, dg, np * 4, 0), 0);
@@ -196,13 +201,14 @@ static void check_fwbw(int M, int d, int H, int B, float lambda)
     size_t n[4] = {D * H, (size_t)H, D * H, D};
     for (int k = 0; k < 4; k++) {
         double e = rel_err(pg[k], pc[k], n[k]);
-        fprintf(stderr, "fwbw M=%d d=%d H=%d B=%d: grad %s rel err %.3g\n", M, d, H, B, names[k], e);
+        fprintf(stderr, "fwbw %s M=%d d=%d H=%d B=%d: grad %s rel err %.3g\n", sparse ? "sparse" : "dense", M, d, H,
+                B, names[k], e);
         ck_assert_msg(e <= 1e-4, "gradient of %s: relative error %.3g", names[k], e);
     }
     /* a forward-only pass leaves the gradient alone and gives the same sums */
     double *rowacc2 = malloc(sizeof(double) * (size_t)B * (2 * M + 1));
     size_t nnz2 = 0;
-    ck_assert_int_eq(ct_cck_cuda_cc_forward(w, dp, dx, B, NULL, NULL), 0);
+    ck_assert_int_eq(ct_cck_cuda_cc_forward(w, dp, dx, B, &sel, NULL), 0);
     ck_assert_int_eq(ct_cck_cuda_cc_results(w, B, rowacc2, fsum, nsum, &nnz2), 0);
     ck_assert_uint_eq(nnz2, nnz);
     ck_assert_int_eq(memcmp(rowacc, rowacc2, sizeof(double) * (size_t)B * (2 * M + 1)), 0);
@@ -225,9 +231,15 @@ static void check_fwbw(int M, int d, int H, int B, float lambda)
 
 START_TEST(l1_fwbw_matches_cpu)
 {
-    check_fwbw(2, 48, 160, 37, 0.7f);
-    check_fwbw(3, 300, 700, 129, 2.0f);
-    check_fwbw(2, 64, 96, 5, 0.0f); /* λ = 0: the decoder-norm term is skipped */
+    for (int sparse = 0; sparse < 2; sparse++) {
+        check_fwbw(2, 48, 160, 37, 0.7f, sparse);
+        check_fwbw(3, 300, 700, 129, 2.0f, sparse);
+        check_fwbw(2, 64, 96, 5, 0.0f, sparse); /* λ = 0: the decoder-norm term is skipped */
+    }
+    /* the active-entry kernels' other cases: rows wider than one column tile, and a
+     * width that is not a multiple of 4 (the scalar dot products) */
+    check_fwbw(2, 700, 300, 70, 1.0f, 1);
+    check_fwbw(3, 37, 200, 50, 1.0f, 1);
 }
 END_TEST
 
@@ -282,11 +294,13 @@ static double updates_rel_err(const float *init, const float *pc, const float *p
     return sqrt(dd / dn);
 }
 
-/* Five training steps on the GPU against the CPU: per-step losses, then the parameters
- * and their change from the init. */
-START_TEST(l1_training_matches_cpu)
+/* Five training steps on the GPU against the CPU, both on the dense or both on the
+ * active-entry path: per-step losses, then the parameters and their change from the
+ * init. */
+static void check_training(int path)
 {
     ct_cc_config c = train_config(2, 64, 512, 96, 5);
+    c.path = path;
     run cpu, gpu;
     size_t np;
     float *init = open_pair(&c, &cpu, &gpu, &np);
@@ -295,6 +309,7 @@ START_TEST(l1_training_matches_cpu)
         ck_assert_int_eq(ct_cc_trainer_step(cpu.t, &a), 0);
         ck_assert_int_eq(ct_cc_trainer_step(gpu.t, &b), 0);
         fprintf(stderr, "step %ld: loss cpu %.9g gpu %.9g, L0 cpu %.3f gpu %.3f\n", s, a.loss, b.loss, a.l0, b.l0);
+        ck_assert_int_eq(b.sparse, path == CT_CC_PATH_SPARSE);
         ck_assert_msg(fabs(a.loss - b.loss) <= 1e-4 * a.loss, "step %ld loss", s);
         ck_assert_msg(fabs(a.l1 - b.l1) <= 1e-4 * a.l1, "step %ld L1", s);
         ck_assert_msg(fabs(a.l0 - b.l0) <= 1e-3 * a.l0, "step %ld L0", s);
@@ -307,6 +322,12 @@ START_TEST(l1_training_matches_cpu)
     free(init);
     run_close(&cpu);
     run_close(&gpu);
+}
+
+START_TEST(l1_training_matches_cpu)
+{
+    check_training(CT_CC_PATH_DENSE);
+    check_training(CT_CC_PATH_SPARSE);
 }
 END_TEST
 
@@ -351,6 +372,8 @@ static void check_deterministic(const ct_cc_config *c)
 START_TEST(l1_training_deterministic)
 {
     ct_cc_config c = train_config(2, 256, 2048, 512, 4);
+    check_deterministic(&c);
+    c.path = CT_CC_PATH_SPARSE;
     check_deterministic(&c);
 }
 END_TEST
@@ -483,7 +506,10 @@ START_TEST(batchtopk_fwbw_matches_cpu)
     double *rowacc = malloc(sizeof(double) * (size_t)B * (2 * M + 1));
     float *fsum = malloc(4 * (size_t)H), *nsum = malloc(4 * (size_t)H);
     uint8_t *dead = malloc((size_t)H);
-    for (int mode = 0; mode < 2; mode++) { /* top-K with AuxK, then the inference threshold */
+    /* top-K with AuxK, then the inference threshold, each on the dense and on the
+     * active-entry kernels */
+    for (int r = 0; r < 4; r++) {
+        int mode = r / 2, sparse = r % 2;
         ct_cc_lossopt o = CT_CC_LOSSOPT_INIT;
         o.path = CT_CC_PATH_DENSE;
         o.k = 3;
@@ -499,14 +525,16 @@ START_TEST(batchtopk_fwbw_matches_cpu)
         sel.threshold = o.threshold;
         sel.K = (size_t)o.k * B;
         sel.keep_relu = mode == 0;
-        float min_kept;
+        sel.sparse_below = sparse ? 2.0f : 0.0f;
+        ct_cck_cuda_forward_info info;
         size_t nnz;
-        ck_assert_int_eq(ct_cck_cuda_cc_forward(w, dp, dx, B, &sel, &min_kept), 0);
+        ck_assert_int_eq(ct_cck_cuda_cc_forward(w, dp, dx, B, &sel, &info), 0);
+        ck_assert_int_eq(info.sparse, sparse);
         ck_assert_int_eq(ct_cck_cuda_cc_results(w, B, rowacc, fsum, nsum, &nnz), 0);
         ck_assert_int_eq(ct_cck_cuda_cc_activations(w, B, f_gpu, NULL), 0);
         ck_assert_msg(memcmp(f_gpu, ct_cc_workspace_f(ws), BH * 4) == 0, "mode %d: kept entries differ", mode);
         ck_assert_uint_eq(nnz, (size_t)llround(l.l0 * B));
-        ck_assert_float_eq(min_kept, l.min_kept);
+        ck_assert_float_eq(info.min_kept, l.min_kept);
         ct_cc_losses lg = {0};
         ct_cc_losses_finish(rowacc, B, M, fsum, nsum, H, 0.0f, &lg);
         ck_assert_msg(fabs(lg.l2 - l.l2) <= 1e-6 * l.l2, "mode %d: L2 gpu %.9g cpu %.9g", mode, lg.l2, l.l2);
@@ -530,7 +558,8 @@ START_TEST(batchtopk_fwbw_matches_cpu)
         size_t nn[4] = {(size_t)D * H, (size_t)H, (size_t)D * H, (size_t)D};
         for (int k = 0; k < 4; k++) {
             double e = rel_err(pg[k], pc[k], nn[k]);
-            fprintf(stderr, "batchtopk fwbw mode %d: grad %d rel err %.3g\n", mode, k, e);
+            fprintf(stderr, "batchtopk fwbw mode %d %s: grad %d rel err %.3g\n", mode, sparse ? "sparse" : "dense", k,
+                    e);
             ck_assert_msg(e <= 1e-5, "mode %d: gradient %d differs by %.3g", mode, k, e);
         }
     }
@@ -557,9 +586,10 @@ END_TEST
  * Not bit for bit: after the first update the parameters differ by rounding, and a
  * score that lands on the other side of the top-K boundary moves one latent's column
  * differently (worth a few percent of the update norm at most, hence the tolerances). */
-START_TEST(batchtopk_training_matches_cpu)
+static void check_topk_training(int path)
 {
     ct_cc_config c = topk_config(2, 32, 256, 64, 8);
+    c.path = path;
     run cpu, gpu;
     size_t np;
     float *init = open_pair(&c, &cpu, &gpu, &np);
@@ -570,6 +600,7 @@ START_TEST(batchtopk_training_matches_cpu)
         ck_assert_int_eq(ct_cc_trainer_step(gpu.t, &b), 0);
         fprintf(stderr, "topk step %ld: loss cpu %.9g gpu %.9g, L0 %.3f/%.3f, dead %d/%d, aux %.6g/%.6g\n", s,
                 a.loss, b.loss, a.l0, b.l0, a.n_dead, b.n_dead, a.aux, b.aux);
+        ck_assert_int_eq(b.sparse, path == CT_CC_PATH_SPARSE);
         ck_assert_msg(fabs(a.loss - b.loss) <= 1e-3 * a.loss, "step %ld loss", s);
         ck_assert(a.l0 == b.l0); /* k·B kept on both */
         ck_assert_int_le(abs(a.n_dead - b.n_dead), 1);
@@ -588,12 +619,20 @@ START_TEST(batchtopk_training_matches_cpu)
     run_close(&cpu);
     run_close(&gpu);
 }
+
+START_TEST(batchtopk_training_matches_cpu)
+{
+    check_topk_training(CT_CC_PATH_DENSE);
+    check_topk_training(CT_CC_PATH_SPARSE);
+}
 END_TEST
 
 /* The same for BatchTopK, through k annealing, θ tracking and AuxK. */
 START_TEST(batchtopk_training_deterministic)
 {
     ct_cc_config c = topk_config(2, 128, 1024, 256, 6);
+    check_deterministic(&c);
+    c.path = CT_CC_PATH_SPARSE;
     check_deterministic(&c);
 }
 END_TEST
