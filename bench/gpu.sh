@@ -7,7 +7,7 @@
 # the test programs under BUILD_DIR/tests/) and python3 with torch for the references in
 # bench/reference/; no network. Shared libraries that the target machine lacks can be put
 # in BUILD_DIR/lib (searched first). Prints every command and its output under a label;
-# exits nonzero when a test or benchmark failed. About 4 minutes on one H100.
+# exits nonzero when a test or benchmark failed. About 3 minutes on one H200.
 set -u
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -84,7 +84,8 @@ cc "M=3 d=2048 H=16384 batch=4096 P=0.02" --m 3 --d 2048 --h 16384 --batch 4096 
 
 # Where the active-entry kernels start to pay on this GPU (AUTO's threshold is
 # CT_CC_CUDA_SPARSE_DENSITY in crosscoder/train_cuda.h), and their effect at the
-# 3-checkpoint shape.
+# 3-checkpoint shape. Training moves the density away from P over a run: read each
+# run's density_measured (the mean over its steps).
 paths() {
     local label=$1
     shift

@@ -16,12 +16,13 @@ typedef struct ct_cc_cuda ct_cc_cuda;
 
 /* AUTO on CUDA runs the active-entry kernels when fewer than this fraction of the
  * batch's [B,H] activations are nonzero. `crosstime bench crosscoder --device cuda
- * --path dense|sparse` on an H200: at d=512, H=4096 the sparse step was faster at
- * P=0.026 and even at P=0.061, slower from P=0.11; at the 3-checkpoint Pythia-1B shape
- * it took half the dense step's time at P=0.022, its cost growing with P while the dense
- * step's does not, so even there the two meet near P=0.05. (The CPU's crossover is
+ * --path dense|sparse` on an H200 (rows/s, sparse against dense): at d=512, H=4096,
+ * 1.34x at a mean density of 0.040, 1.14x at 0.062, 0.92x at 0.108; at the 3-checkpoint
+ * Pythia-1B shape (d=2048, H=16384, batch 4096) 1.92x at 0.022 and 1.20x at 0.054. The
+ * sparse step's time grows linearly with the density, the dense step's does not: they
+ * meet near 0.07 at the large shape and 0.10 at the small one. (The CPU's crossover is
  * ct_cc_config.sparse_density.) */
-#define CT_CC_CUDA_SPARSE_DENSITY 0.05f
+#define CT_CC_CUDA_SPARSE_DENSITY 0.06f
 
 /* CT_EUNSUPPORTED for a build or machine without CUDA. */
 int ct_cc_cuda_open(const ct_cc_config *cfg, ct_cc_cuda **out);
