@@ -5,11 +5,11 @@
  * active entries only. The lists of active entries are built once per step: per row
  * the latents in ascending order (CSR), per latent the rows in ascending order (CSC).
  *
- * The CPU's sparse path (crosscoder/loss.c) is the reference: same operations, each
- * output element accumulated over its entries in ascending order with one fused
- * multiply-add per entry (dot products in a fixed per-warp order). Every kernel writes
- * each output element from one thread and uses integer counts only, so results repeat
- * bit for bit on a given GPU. */
+ * They compute what the CPU's sparse path (crosscoder/loss.c) computes, to fp32
+ * rounding. Each output element is accumulated by one thread over its entries in list
+ * order, one fused multiply-add each (the dot products in a fixed per-lane order, then a
+ * fixed butterfly across the warp); the lists come from integer counts and scans. No
+ * float atomics, so results repeat bit for bit on a given GPU. */
 #include "kernels/cuda/crosscoder_cuda.cuh"
 #include "kernels/cuda/cuda_common.cuh"
 
