@@ -18,6 +18,33 @@ template <typename T> __device__ static inline void ct_cck_block_sum(T *sh, int 
     }
 }
 
+/* Walks a row in column order, blockDim.x columns at a time, numbering the entries for
+ * which flag holds: returns *base plus the number of such entries before this thread's
+ * in the chunk, and advances *base past the chunk. base and wcount (one per warp) are
+ * shared; blockDim.x is a multiple of the warp. Every thread of the block must call it
+ * for every chunk. */
+__device__ static inline unsigned long long ct_cck_ordered_index(int flag, unsigned long long *base,
+                                                                 unsigned *wcount)
+{
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    unsigned bal = __ballot_sync(0xffffffffu, flag);
+    if (lane == 0)
+        wcount[warp] = __popc(bal);
+    __syncthreads();
+    unsigned long long idx = *base + __popc(bal & ((1u << lane) - 1u));
+    for (int w = 0; w < warp; w++)
+        idx += wcount[w];
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        unsigned t = 0;
+        for (int w = 0; w < (int)(blockDim.x >> 5); w++)
+            t += wcount[w];
+        *base += t;
+    }
+    __syncthreads();
+    return idx;
+}
+
 /* Column-wise passes over a [B,N] matrix split its rows into chunks of CT_CCK_CHUNK_ROWS
  * (grid.y = chunks), so that a column gets many threads at once; a pass over all B rows
  * with one thread per column would leave most of the GPU idle at N of a few thousand.

@@ -19,8 +19,6 @@
 #define SP_COLS 4       /* output columns per thread in the row-list products */
 #define SCAN_THREADS 1024
 
-static unsigned sp_blocks(size_t n) { return (unsigned)((n + SP_THREADS - 1) / SP_THREADS); }
-
 /* out[0..n] = exclusive prefix sums of in[0..n), out[n] the total, in one block: each
  * thread sums a contiguous segment, the segment sums are scanned in shared memory, then
  * each thread writes its segment's prefixes. Integers, so the order does not matter. */
@@ -50,30 +48,21 @@ template <typename T> __global__ static void exclusive_scan_kernel(const T *in, 
 }
 
 /* CSR: one block per row writes the row's positive latents in ascending order from
- * rowptr[b], a chunk of SP_THREADS latents at a time (ballot within each warp, then the
- * warps' counts in warp order). */
+ * rowptr[b], a chunk of SP_THREADS latents at a time. */
 __global__ static void csr_fill_kernel(const float *F, int H, const int *rowptr, int *rcol)
 {
-    __shared__ int wcount[SP_THREADS / 32];
+    __shared__ unsigned wcount[SP_THREADS / 32];
+    __shared__ unsigned long long base;
     const float *r = F + (size_t)blockIdx.x * H;
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    int base = rowptr[blockIdx.x];
+    if (threadIdx.x == 0)
+        base = (unsigned long long)rowptr[blockIdx.x];
+    __syncthreads();
     for (int c0 = 0; c0 < H; c0 += SP_THREADS) {
         int j = c0 + threadIdx.x;
-        bool on = j < H && r[j] > 0.0f;
-        unsigned ballot = __ballot_sync(0xffffffffu, on);
-        if (lane == 0)
-            wcount[warp] = __popc(ballot);
-        __syncthreads();
-        int off = 0, total = 0;
-        for (int w = 0; w < SP_THREADS / 32; w++) {
-            off += w < warp ? wcount[w] : 0;
-            total += wcount[w];
-        }
+        int on = j < H && r[j] > 0.0f;
+        unsigned long long idx = ct_cck_ordered_index(on, &base, wcount);
         if (on)
-            rcol[base + off + __popc(ballot & ((1u << lane) - 1u))] = j;
-        base += total;
-        __syncthreads(); /* wcount is rewritten by the next chunk */
+            rcol[idx] = j;
     }
 }
 
@@ -303,10 +292,10 @@ int ct_cck_sparse_cols(ct_cck_sparse *s, const float *F, int H)
     if (rc)
         return rc;
     int B = s->B;
-    dim3 grid(sp_blocks((size_t)H), ct_cck_row_chunks(B));
+    dim3 grid(ct_cuda_blocks((size_t)H, SP_THREADS), ct_cck_row_chunks(B));
     csc_count_kernel<<<grid, SP_THREADS>>>(F, B, H, s->part);
     CT_CUDA_LAUNCHED();
-    csc_offsets_kernel<<<sp_blocks((size_t)H), SP_THREADS>>>(s->part, (int)grid.y, H, s->count);
+    csc_offsets_kernel<<<ct_cuda_blocks((size_t)H, SP_THREADS), SP_THREADS>>>(s->part, (int)grid.y, H, s->count);
     CT_CUDA_LAUNCHED();
     exclusive_scan_kernel<int><<<1, SCAN_THREADS>>>(s->count, H, s->colptr);
     CT_CUDA_LAUNCHED();

@@ -89,32 +89,6 @@ __global__ static void tie_count_kernel(const float *F, const float *ns, int H, 
         rowties[blockIdx.x] = sh[0];
 }
 
-/* Walks a row in column order, TOPK_THREADS columns at a time, numbering the entries for
- * which is_tie holds: returns *base plus the number of such entries before this thread's
- * in the chunk, and advances *base (shared) past the chunk. Every thread of the block must
- * call it for every chunk. */
-__device__ static inline unsigned long long ordered_index(int is_tie, unsigned long long *base,
-                                                          unsigned *wcount)
-{
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    unsigned bal = __ballot_sync(0xffffffffu, is_tie);
-    if (lane == 0)
-        wcount[warp] = __popc(bal);
-    __syncthreads();
-    unsigned long long idx = *base + __popc(bal & ((1u << lane) - 1u));
-    for (int w = 0; w < warp; w++)
-        idx += wcount[w];
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        unsigned t = 0;
-        for (int w = 0; w < TOPK_THREADS / 32; w++)
-            t += wcount[w];
-        *base += t;
-    }
-    __syncthreads();
-    return idx;
-}
-
 /* Keeps scores > tval and the ties numbered below ties_keep in row-major order
  * (tiebase[b] = the ties of the rows before b); every tie when tiebase is NULL. */
 __global__ static void topk_mask_kernel(float *F, const float *ns, int H, float tval,
@@ -130,7 +104,7 @@ __global__ static void topk_mask_kernel(float *F, const float *ns, int H, float 
         int j = j0 + threadIdx.x;
         float s = j < H ? __fmul_rn(r[j], ns[j]) : 0.0f;
         int tie = j < H && s == tval;
-        unsigned long long idx = ordered_index(tie, &base, wcount);
+        unsigned long long idx = ct_cck_ordered_index(tie, &base, wcount);
         if (j < H && !(s > tval || (tie && (!tiebase || idx < ties_keep))))
             r[j] = 0.0f;
     }
@@ -302,7 +276,7 @@ __global__ static void aux_select_kernel(const float *R, const float *ns, const 
         int cand = j < H && dead[j] && r[j] > 0.0f;
         float s = cand ? __fmul_rn(r[j], ns[j]) : 0.0f;
         int tie = cand && s == tval;
-        unsigned long long idx = ordered_index(tie, &base, wcount);
+        unsigned long long idx = ct_cck_ordered_index(tie, &base, wcount);
         if (j < H)
             a[j] = cand && (s > tval || (tie && idx < want)) ? r[j] : 0.0f;
     }

@@ -43,7 +43,7 @@ struct ct_cck_cuda_cc {
     unsigned long long *hcnt; /* host [B] */
 };
 
-static unsigned blocks_for(size_t n) { return (unsigned)((n + L1_THREADS - 1) / L1_THREADS); }
+static unsigned blocks_for(size_t n) { return ct_cuda_blocks(n, L1_THREADS); }
 
 /* nrm[j*M+m] = ‖W_dec[j,m,:]‖ and nsum[j] = Σ_m nrm (summed in m order, as the CPU does).
  * One block per latent. */
